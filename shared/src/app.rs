@@ -1,0 +1,45 @@
+//! What a function builds once per cold start and lends to every invocation.
+
+use crate::config::{Config, ConfigError};
+use crate::store::Store;
+
+/// The handler's world: configuration and the store (one DynamoDB client, built once).
+#[derive(Debug, Clone)]
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+}
+
+impl App {
+    pub fn new(config: Config, client: aws_sdk_dynamodb::Client) -> Self {
+        let store = Store::new(client, config.table_name.clone());
+        Self { config, store }
+    }
+
+    /// Reads the configuration from the environment and builds the DynamoDB client from the
+    /// standard AWS chain (which honours `AWS_ENDPOINT_URL_DYNAMODB` for DynamoDB Local).
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let client = crate::store::client_from_env().await;
+        Ok(Self::new(config, client))
+    }
+
+    /// Opens the connection to DynamoDB during init (which Lambda runs with a full CPU), so the
+    /// first invocation does not pay for the TLS handshake. Failures are only logged.
+    pub async fn warm(&self) {
+        if let Err(err) = self.store.ping().await {
+            tracing::warn!(error = %err, "warm-up read failed");
+        }
+    }
+}
+
+impl App {
+    /// Cold-start wiring for a function's `main`: logging (JSON when the template asks for it),
+    /// configuration, the client, and a warm connection.
+    pub async fn init() -> Result<Self, ConfigError> {
+        lambda_http::tracing::init_default_subscriber();
+        let app = Self::from_env().await?;
+        app.warm().await;
+        Ok(app)
+    }
+}

@@ -1,0 +1,89 @@
+//! Configuration read once from the environment at cold start.
+
+use chrono_tz::Tz;
+
+/// The default business zone: days, months and weeks outside check-in campaigns are local to it.
+pub const DEFAULT_BUSINESS_ZONE: Tz = chrono_tz::Asia::Shanghai;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TABLE_NAME`: the single DynamoDB table.
+    pub table_name: String,
+    /// `BUSINESS_TIME_ZONE`: IANA zone for expiry, monthly caps, daily limits and board periods.
+    pub business_zone: Tz,
+    /// `CAMPAIGN_DEV_CLOCK=1`: honour the `x-debug-now` header. Local development only; the SAM
+    /// template never sets it.
+    pub dev_clock: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any lookup (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table_name = get("TABLE_NAME")
+            .filter(|t| !t.is_empty())
+            .ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let business_zone = match get("BUSINESS_TIME_ZONE").filter(|z| !z.is_empty()) {
+            None => DEFAULT_BUSINESS_ZONE,
+            Some(zone) => zone.parse().map_err(|_| ConfigError::Invalid {
+                name: "BUSINESS_TIME_ZONE",
+                reason: format!("{zone:?} is not an IANA time zone"),
+            })?,
+        };
+        let dev_clock = matches!(get("CAMPAIGN_DEV_CLOCK").as_deref(), Some("1" | "true"));
+        Ok(Self {
+            table_name,
+            business_zone,
+            dev_clock,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = from(&[("TABLE_NAME", "t1")]).unwrap();
+        assert_eq!(c.business_zone, chrono_tz::Asia::Shanghai);
+        assert!(!c.dev_clock);
+        let c = from(&[
+            ("TABLE_NAME", "t1"),
+            ("BUSINESS_TIME_ZONE", "Europe/Berlin"),
+            ("CAMPAIGN_DEV_CLOCK", "1"),
+        ])
+        .unwrap();
+        assert_eq!(c.business_zone, chrono_tz::Europe::Berlin);
+        assert!(c.dev_clock);
+    }
+
+    #[test]
+    fn refuses_missing_table_and_bad_zone() {
+        assert!(matches!(from(&[]), Err(ConfigError::Missing("TABLE_NAME"))));
+        assert!(matches!(
+            from(&[("TABLE_NAME", "t"), ("BUSINESS_TIME_ZONE", "Mars/Olympus")]),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+}

@@ -1,0 +1,91 @@
+//! Identifiers that end up inside key strings. `#` separates key parts, so it is never allowed.
+
+use std::fmt;
+
+use super::DomainError;
+
+/// A member: the JWT `sub` of the caller. Opaque, 1–128 visible ASCII characters, no `#`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserId(String);
+
+impl UserId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let ok = !raw.is_empty()
+            && raw.len() <= Self::MAX_LEN
+            && raw.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(DomainError::invalid(
+                "user_id",
+                "must be 1-128 visible ASCII characters without '#'",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for UserId {
+    type Error = DomainError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<UserId> for String {
+    fn from(value: UserId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A short identifier chosen by an admin (campaign, contest, draw): 1–64 of `[A-Za-z0-9_-]`.
+pub fn validate_slug(field: &'static str, raw: &str) -> Result<(), DomainError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            field,
+            "must be 1-64 characters of A-Z a-z 0-9 _ -",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_refuse_separators_and_blanks() {
+        assert!(UserId::parse("7d8f-user").is_ok());
+        assert!(UserId::parse("auth0|abc").is_ok());
+        for bad in ["", "a#b", "a b", "é", &"x".repeat(129)] {
+            assert!(UserId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn slugs() {
+        assert!(validate_slug("id", "daily").is_ok());
+        assert!(validate_slug("id", "spring_2026-a").is_ok());
+        assert!(validate_slug("id", "a#b").is_err());
+        assert!(validate_slug("id", "").is_err());
+        assert!(validate_slug("id", &"a".repeat(65)).is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Pure business rules: given a state, an input and `now`, what changes. No I/O, no clock, no RNG.
+
+mod error;
+pub mod ids;
+pub mod ledger;
+
+pub use error::DomainError;
+pub use ids::UserId;

@@ -1,0 +1,36 @@
+//! HTTP helpers shared by every handler: who is calling, reading the request, and the one place
+//! that turns an error into an `application/problem+json` response.
+
+mod auth;
+mod problem;
+mod request;
+
+pub use auth::{Caller, admin, caller, member};
+pub use problem::{ApiError, PROBLEM_CONTENT_TYPE, respond};
+pub use request::{
+    DEBUG_NOW_HEADER, MAX_BODY_BYTES, cursor, json_body, json_body_or_default, now, query_param, request_id,
+    route_key,
+};
+
+use lambda_http::Body;
+use serde::Serialize;
+
+/// What handlers return.
+pub type Response = lambda_http::Response<Body>;
+pub use lambda_http::Request;
+
+/// A JSON response with the given status.
+pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response, ApiError> {
+    let text =
+        serde_json::to_string(body).map_err(|e| ApiError::internal(format!("serialize response: {e}")))?;
+    lambda_http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(text))
+        .map_err(|e| ApiError::internal(format!("build response: {e}")))
+}
+
+/// `200 OK` with a JSON body.
+pub fn ok<T: Serialize>(body: &T) -> Result<Response, ApiError> {
+    json(200, body)
+}

@@ -1,0 +1,231 @@
+//! Reading a request: route, request id, the clock, JSON bodies and query parameters.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use lambda_http::request::RequestContext;
+use lambda_http::{Request, RequestExt};
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+use crate::config::Config;
+
+/// Largest request body accepted: 16 KiB.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Header that sets "now" for one request when `CAMPAIGN_DEV_CLOCK=1` (local development only).
+pub const DEBUG_NOW_HEADER: &str = "x-debug-now";
+
+/// The route as API Gateway names it, e.g. `GET /v1/points/ledger`.
+pub fn route_key(req: &Request) -> String {
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref()
+        && let Some(key) = &ctx.route_key
+    {
+        return key.clone();
+    }
+    let path = match req.raw_http_path() {
+        "" => req.uri().path(),
+        raw => raw,
+    };
+    format!("{} {}", req.method(), path)
+}
+
+/// API Gateway's request id, else the Lambda invocation's, else `-`.
+pub fn request_id(req: &Request) -> String {
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref()
+        && let Some(id) = &ctx.request_id
+    {
+        return id.clone();
+    }
+    req.lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// The instant this request happens at: the wall clock, or `x-debug-now` when the dev clock is on.
+pub fn now(config: &Config, req: &Request) -> Result<DateTime<Utc>, ApiError> {
+    if config.dev_clock
+        && let Some(value) = req.headers().get(DEBUG_NOW_HEADER)
+    {
+        let text = value.to_str().unwrap_or_default();
+        return DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                ApiError::invalid_request(format!("{DEBUG_NOW_HEADER} must be an RFC 3339 instant"))
+            });
+    }
+    Ok(Utc::now())
+}
+
+/// Parses a JSON body: 413 over 16 KiB, 415 unless the content-type is JSON, 400 for malformed
+/// JSON, unknown fields (types use `deny_unknown_fields`) and wrong types.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    check_size(bytes)?;
+    check_content_type(req)?;
+    parse(bytes)
+}
+
+/// Like [`json_body`], but an empty body (with or without a content-type) means `{}`.
+pub fn json_body_or_default<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return parse(b"{}");
+    }
+    json_body(req)
+}
+
+fn check_size(bytes: &[u8]) -> Result<(), ApiError> {
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::payload_too_large(format!(
+            "the body may be at most {MAX_BODY_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_content_type(req: &Request) -> Result<(), ApiError> {
+    let value = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_media_type(
+            "send the body as application/json",
+        ))
+    }
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::invalid_request(e.to_string()),
+        _ => ApiError::malformed_json(e.to_string()),
+    })
+}
+
+/// A query parameter parsed as `T`; 400 when present but not a `T`.
+pub fn query_param<T: FromStr>(req: &Request, name: &str) -> Result<Option<T>, ApiError> {
+    let params = req.query_string_parameters_ref();
+    match params.and_then(|p| p.first(name)) {
+        None => Ok(None),
+        Some(raw) => raw
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid_request(format!("query parameter {name} has the wrong type"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, PartialEq, Default)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[serde(default)]
+        n: Option<u32>,
+    }
+
+    fn req(content_type: Option<&str>, body: &str) -> Request {
+        let mut b = http::Request::builder().method("POST").uri("/x");
+        if let Some(ct) = content_type {
+            b = b.header("content-type", ct);
+        }
+        b.body(lambda_http::Body::Text(body.to_owned())).unwrap()
+    }
+
+    #[test]
+    fn body_rules() {
+        let ok: Body = json_body(&req(Some("application/json; charset=utf-8"), r#"{"n":3}"#)).unwrap();
+        assert_eq!(ok, Body { n: Some(3) });
+        let status = |ct, body: &str| json_body::<Body>(&req(ct, body)).unwrap_err();
+        assert_eq!(status(Some("application/json"), "{").slug, "malformed-json");
+        assert_eq!(
+            status(Some("application/json"), r#"{"x":1}"#).slug,
+            "invalid-request"
+        );
+        assert_eq!(
+            status(Some("application/json"), r#"{"n":"3"}"#).slug,
+            "invalid-request"
+        );
+        assert_eq!(status(Some("text/plain"), r#"{"n":3}"#).status, 415);
+        assert_eq!(status(None, r#"{"n":3}"#).status, 415);
+        let big = format!(r#"{{"n":1{}}}"#, " ".repeat(MAX_BODY_BYTES));
+        assert_eq!(status(Some("application/json"), &big).status, 413);
+        assert_eq!(
+            json_body_or_default::<Body>(&req(None, "")).unwrap(),
+            Body::default()
+        );
+    }
+
+    #[test]
+    fn dev_clock_only_when_enabled() {
+        let mut config = Config::from_lookup(|k| (k == "TABLE_NAME").then(|| "t".to_owned())).unwrap();
+        let r = http::Request::builder()
+            .header(DEBUG_NOW_HEADER, "2026-11-23T23:59:59+08:00")
+            .body(lambda_http::Body::Empty)
+            .unwrap();
+        let wall = now(&config, &r).unwrap();
+        assert!(wall > "2026-01-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_ne!(wall, "2026-11-23T15:59:59Z".parse::<DateTime<Utc>>().unwrap());
+        config.dev_clock = true;
+        assert_eq!(
+            now(&config, &r).unwrap(),
+            "2026-11-23T15:59:59Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        let bad = http::Request::builder()
+            .header(DEBUG_NOW_HEADER, "tomorrow")
+            .body(lambda_http::Body::Empty)
+            .unwrap();
+        assert_eq!(now(&config, &bad).unwrap_err().status, 400);
+    }
+}
+
+/// Opaque pagination cursors: a kind tag and a position, base64url-encoded. A cursor carries no
+/// partition key, so it can only ever page the caller's own items.
+pub mod cursor {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::ApiError;
+
+    pub fn encode(kind: &str, position: u64) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{kind}:{position}"))
+    }
+
+    /// 400 `invalid-request` for anything [`encode`] did not make for this `kind`.
+    pub fn decode(kind: &str, raw: &str) -> Result<u64, ApiError> {
+        let invalid = || ApiError::invalid_request("the cursor is not valid here");
+        let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
+        let (k, position) = text.split_once(':').ok_or_else(invalid)?;
+        if k != kind {
+            return Err(invalid());
+        }
+        position.parse().map_err(|_| invalid())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn round_trip_and_rejects() {
+            assert_eq!(decode("ledger", &encode("ledger", 42)).unwrap(), 42);
+            assert!(decode("spins", &encode("ledger", 42)).is_err());
+            for bad in ["", "!!", "bGVkZ2Vy", "bGVkZ2VyOi0x"] {
+                assert_eq!(decode("ledger", bad).unwrap_err().status, 400, "{bad}");
+            }
+        }
+    }
+}

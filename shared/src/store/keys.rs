@@ -1,0 +1,88 @@
+//! Every key string of the single table. Nothing outside this module formats a key.
+//!
+//! | entity          | pk                  | sk                    |
+//! |-----------------|---------------------|-----------------------|
+//! | account         | `USER#<user>`       | `ACCOUNT`             |
+//! | ledger entry    | `USER#<user>`       | `LEDGER#<seq:020>`    |
+//! | business key    | `PAID#<key>`        | `PAID`                |
+//!
+//! See docs/data-model.md for the whole product's layout, including the entities later issues add.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::domain::UserId;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+
+/// A primary key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    fn new(pk: String, sk: impl Into<String>) -> Self {
+        Self { pk, sk: sk.into() }
+    }
+
+    pub fn to_item(&self) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            (PK.to_owned(), AttributeValue::S(self.pk.clone())),
+            (SK.to_owned(), AttributeValue::S(self.sk.clone())),
+        ])
+    }
+}
+
+pub fn user_pk(user: &UserId) -> String {
+    format!("USER#{user}")
+}
+
+pub fn account(user: &UserId) -> Key {
+    Key::new(user_pk(user), "ACCOUNT")
+}
+
+pub const LEDGER_PREFIX: &str = "LEDGER#";
+
+pub fn ledger_entry(user: &UserId, seq: u64) -> Key {
+    Key::new(user_pk(user), format!("{LEDGER_PREFIX}{seq:020}"))
+}
+
+/// The guard item of a business key: its conditional put is what makes a payment happen once.
+pub fn business_key(key: &str) -> Key {
+    Key::new(format!("PAID#{key}"), "PAID")
+}
+
+pub fn warmup() -> Key {
+    Key::new("WARMUP".to_owned(), "WARMUP")
+}
+
+/// Business keys (the `business_key` of ledger entries). Their parts are validated ids without `#`.
+pub mod business {
+    use crate::domain::UserId;
+
+    pub fn checkin(campaign: &str, user: &UserId, date: chrono::NaiveDate) -> String {
+        format!("checkin#{campaign}#{user}#{date}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ledger_keys_sort_by_seq() {
+        let u = UserId::parse("u1").unwrap();
+        let a = ledger_entry(&u, 9).sk;
+        let b = ledger_entry(&u, 10).sk;
+        assert!(a < b, "{a} !< {b}");
+        assert_eq!(a, "LEDGER#00000000000000000009");
+        assert_eq!(
+            business::checkin("daily", &u, "2026-11-23".parse().unwrap()),
+            "checkin#daily#u1#2026-11-23"
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! All DynamoDB access. The only module that formats key strings ([`keys`]).
+
+pub mod keys;
+pub mod ledger;
+mod tx;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
+
+pub use keys::Key;
+pub use tx::{Decision, GuardRecord, OnConflict, Plan, Snapshot, TxOutcome, Write};
+
+/// A DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Seconds a client is told to wait (`Retry-After`) when the store is unavailable or throttled.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// The store failed; nothing can be said about the business rule.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Unreachable, timed out, throttled or overloaded after the SDK's own retries: try later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Optimistic retries ran out: too many concurrent writers to one account.
+    #[error("too much contention on one item after {0} attempts")]
+    Contention(u32),
+    /// Anything else: a bug or a misconfiguration. Its text is logged, never returned to callers.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    fn internal(err: impl std::fmt::Display) -> Self {
+        StoreError::Internal(err.to_string())
+    }
+}
+
+/// Error codes DynamoDB uses for "try again later".
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+];
+
+/// Maps an SDK failure to [`StoreError`]: transport faults and throttling are `Unavailable`.
+pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(format!("{err:?}"))
+        }
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default();
+            if TRANSIENT_CODES.contains(&code) {
+                StoreError::Unavailable(code.to_owned())
+            } else {
+                StoreError::Internal(format!("{code}: {}", service.err().message().unwrap_or_default()))
+            }
+        }
+        _ => StoreError::Internal(format!("{err:?}")),
+    }
+}
+
+/// The SDK's retries and time limits: every call ends well inside a Lambda timeout.
+fn sdk_limits() -> (TimeoutConfig, RetryConfig) {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    (timeouts, RetryConfig::standard().with_max_attempts(3))
+}
+
+/// The DynamoDB client from the standard AWS chain (region, credentials, and
+/// `AWS_ENDPOINT_URL_DYNAMODB` when set).
+pub async fn client_from_env() -> Client {
+    let (timeouts, retry) = sdk_limits();
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(retry)
+        .load()
+        .await;
+    Client::new(&sdk)
+}
+
+/// A client for DynamoDB Local at `endpoint`, with dummy credentials (tests and local tools).
+pub fn local_client(endpoint: &str) -> Client {
+    use aws_sdk_dynamodb::config::{Credentials, Region};
+    let (timeouts, retry) = sdk_limits();
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "local"))
+        .timeout_config(timeouts)
+        .retry_config(retry)
+        .build();
+    Client::from_conf(config)
+}
+
+/// The table and its client.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// One cheap read that opens the connection (used to warm a cold start).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.get_item(&keys::warmup(), false).await.map(|_| ())
+    }
+
+    /// A single `GetItem`.
+    pub(crate) async fn get_item(&self, key: &Key, consistent: bool) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.to_item()))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item)
+    }
+}
+
+/// Serializes `body` and adds the item's key attributes.
+pub(crate) fn to_item_with_key<T: Serialize>(key: &Key, body: &T) -> Result<Item, StoreError> {
+    let mut item: Item = dynamo::to_item(body).map_err(StoreError::internal)?;
+    item.extend(key.to_item());
+    Ok(item)
+}
+
+/// Deserializes an item (its key attributes are ignored).
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    dynamo::from_item(item).map_err(StoreError::internal)
+}

@@ -1,0 +1,166 @@
+//! Test harness: each test gets its own table in the one DynamoDB Local that `scripts/test.sh`
+//! started (its address is in `AWS_ENDPOINT_URL_DYNAMODB`), and can start the real local API on a
+//! free loopback port.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use local_api::server::{LocalApi, serve};
+use local_api::table::ensure_table;
+use local_api::template::Template;
+use serde_json::Value;
+use shared::domain::UserId;
+use shared::{App, Config};
+
+/// DynamoDB Local's address, from the environment `scripts/test.sh` sets up.
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL_DYNAMODB is not set: run the tests with scripts/test.sh, which starts DynamoDB Local")
+    })
+}
+
+/// A fresh table created from template.yaml, and an [`App`] on it (dev clock on, default zone).
+pub struct TestEnv {
+    pub app: App,
+    pub table: String,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        Self::with_endpoint(&endpoint()).await
+    }
+
+    pub async fn with_endpoint(endpoint: &str) -> Self {
+        let table = format!("test-{}", ulid::Ulid::generate().to_string().to_ascii_lowercase());
+        let client = shared::store::local_client(endpoint);
+        let template = Template::load(&local_api::repo_root().join("template.yaml")).expect("template.yaml");
+        ensure_table(&client, &table, &template.table().expect("table spec"))
+            .await
+            .expect("create table");
+        Self {
+            app: app_for(client, &table),
+            table,
+        }
+    }
+
+    /// Starts the local API for this table on 127.0.0.1:<free port>; it stops with the test.
+    pub async fn spawn_api(&self) -> TestApi {
+        spawn_api(self.app.clone()).await
+    }
+}
+
+/// An App on `table` with the dev clock on (tests set `x-debug-now`).
+pub fn app_for(client: aws_sdk_dynamodb::Client, table: &str) -> App {
+    let config = Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(table.to_owned()),
+        "CAMPAIGN_DEV_CLOCK" => Some("1".to_owned()),
+        _ => None,
+    })
+    .expect("config");
+    App::new(config, client)
+}
+
+pub async fn spawn_api(app: App) -> TestApi {
+    let template = Template::load(&local_api::repo_root().join("template.yaml")).expect("template.yaml");
+    let api = Arc::new(LocalApi::new(app, &template).expect("local api"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(serve(listener, api, std::future::pending()));
+    TestApi {
+        base,
+        http: reqwest::Client::new(),
+    }
+}
+
+pub fn user(id: &str) -> UserId {
+    UserId::parse(id).expect("user id")
+}
+
+/// An unsigned JWT with these claims (the local API does not check signatures).
+pub fn token(claims: Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    format!("{header}.{payload}.unsigned")
+}
+
+pub fn member_token(sub: &str) -> String {
+    token(serde_json::json!({ "sub": sub, "token_use": "id" }))
+}
+
+pub fn admin_token(sub: &str) -> String {
+    token(serde_json::json!({ "sub": sub, "cognito:groups": ["admin"] }))
+}
+
+pub fn service_token(client_id: &str) -> String {
+    token(serde_json::json!({
+        "sub": client_id, "client_id": client_id, "token_use": "access", "scope": "campaign/points.write"
+    }))
+}
+
+/// The local API under test, over real HTTP.
+pub struct TestApi {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// Asserts a problem+json error with this status and `type`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, kind: &str) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.content_type(), "application/problem+json");
+        assert_eq!(self.body["type"], kind, "body: {}", self.body);
+        assert_eq!(self.body["status"], status);
+    }
+}
+
+impl TestApi {
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    pub async fn send(&self, builder: reqwest::RequestBuilder) -> Reply {
+        let resp = builder.send().await.expect("HTTP request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON body")
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// GET as `token` (if any) at `now` (RFC 3339, if any).
+    pub async fn get(&self, path: &str, token: Option<&str>, now: Option<&str>) -> Reply {
+        let mut b = self.request(reqwest::Method::GET, path);
+        if let Some(t) = token {
+            b = b.bearer_auth(t);
+        }
+        if let Some(n) = now {
+            b = b.header("x-debug-now", n);
+        }
+        self.send(b).await
+    }
+}

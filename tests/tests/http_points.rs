@@ -1,0 +1,158 @@
+//! The points routes end to end: real HTTP through the local API, DynamoDB Local behind it.
+
+use chrono::{DateTime, Utc};
+use e2e::{TestEnv, member_token, service_token, token, user};
+use serde_json::json;
+use shared::domain::ledger::{Posting, Reason};
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn balance_and_ledger_of_the_caller() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let alice = member_token("alice");
+
+    let fresh = api.get("/v1/points", Some(&alice), None).await;
+    assert_eq!(fresh.status, 200);
+    assert_eq!(fresh.body, json!({ "balance": 0, "lifetime_earned": 0 }));
+
+    let now = at("2026-11-23T08:00:00Z");
+    for i in 1..=5 {
+        env.app
+            .store
+            .post(
+                &user("alice"),
+                Posting::new(
+                    i * 10,
+                    Reason::Grant,
+                    format!("order-{i}"),
+                    format!("grant#t#{i}"),
+                ),
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    env.app
+        .store
+        .post(
+            &user("alice"),
+            Posting::new(-25, Reason::Makeup, "2026-11-20", "makeup#t#1"),
+            now,
+        )
+        .await
+        .unwrap();
+    env.app
+        .store
+        .post(
+            &user("bob"),
+            Posting::new(7, Reason::Grant, "x", "grant#t#bob"),
+            now,
+        )
+        .await
+        .unwrap();
+
+    let balance = api.get("/v1/points", Some(&alice), None).await;
+    assert_eq!(balance.body, json!({ "balance": 125, "lifetime_earned": 150 }));
+
+    let page1 = api.get("/v1/points/ledger?limit=4", Some(&alice), None).await;
+    assert_eq!(page1.status, 200, "{}", page1.body);
+    let seqs: Vec<u64> = page1.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![6, 5, 4, 3]);
+    let newest = &page1.body["entries"][0];
+    assert_eq!(newest["delta"], -25);
+    assert_eq!(newest["reason"], "makeup");
+    assert_eq!(newest["ref"], "2026-11-20");
+    assert_eq!(newest["balance_after"], 125);
+    assert_eq!(newest["business_key"], "makeup#t#1");
+    let cursor = page1.body["next_cursor"].as_str().unwrap().to_owned();
+
+    let page2 = api
+        .get(
+            &format!("/v1/points/ledger?limit=4&cursor={cursor}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    let seqs: Vec<u64> = page2.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![2, 1]);
+    assert!(page2.body["next_cursor"].is_null());
+
+    // Alice's cursor in Bob's hands pages Bob's own ledger, never Alice's.
+    let stolen = api
+        .get(
+            &format!("/v1/points/ledger?cursor={cursor}"),
+            Some(&member_token("bob")),
+            None,
+        )
+        .await;
+    assert_eq!(stolen.status, 200);
+    let entries = stolen.body["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["business_key"], "grant#t#bob");
+}
+
+#[tokio::test]
+async fn refusals_are_problem_json_and_change_nothing() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let alice = member_token("alice");
+
+    // API Gateway's authorizer refuses a request without a token before any handler runs.
+    let none = api.get("/v1/points", None, None).await;
+    assert_eq!(none.status, 401);
+    // Claims without a usable sub reach the handler: 401 problem.
+    api.get("/v1/points", Some(&token(json!({ "email": "a@b.c" }))), None)
+        .await
+        .assert_problem(401, "unauthenticated");
+    api.get("/v1/points", Some(&token(json!({ "sub": "a#b" }))), None)
+        .await
+        .assert_problem(401, "unauthenticated");
+    // A shop backend's token has no member.
+    api.get("/v1/points", Some(&service_token("shop")), None)
+        .await
+        .assert_problem(403, "forbidden");
+    // Query values: wrong type 400, out of range 422, foreign cursor 400.
+    api.get("/v1/points/ledger?limit=abc", Some(&alice), None)
+        .await
+        .assert_problem(400, "invalid-request");
+    api.get("/v1/points/ledger?limit=0", Some(&alice), None)
+        .await
+        .assert_problem(422, "invalid-value");
+    api.get("/v1/points/ledger?limit=101", Some(&alice), None)
+        .await
+        .assert_problem(422, "invalid-value");
+    api.get("/v1/points/ledger?cursor=not-a-cursor", Some(&alice), None)
+        .await
+        .assert_problem(400, "invalid-request");
+    // The dev clock header must be an instant.
+    api.get("/v1/points", Some(&alice), Some("yesterday"))
+        .await
+        .assert_problem(400, "invalid-request");
+    // Unknown routes are API Gateway's 404.
+    assert_eq!(api.get("/v1/nope", Some(&alice), None).await.status, 404);
+    // Nothing was written by any of that.
+    let scan = env
+        .app
+        .store
+        .client()
+        .scan()
+        .table_name(&env.table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scan.count(), 0);
+}

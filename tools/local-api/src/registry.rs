@@ -1,0 +1,66 @@
+//! Which handler serves which function of `template.yaml`. A test checks that this registry and
+//! the template name the same functions and routes.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use shared::App;
+use shared::http::{Request, Response};
+
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
+pub type Handler = for<'a> fn(&'a App, Request) -> HandlerFuture<'a>;
+
+/// An HTTP function: its logical id in template.yaml, its routes, its handler.
+pub struct Function {
+    pub logical_id: &'static str,
+    pub routes: &'static [&'static str],
+    pub handler: Handler,
+}
+
+fn points(app: &App, req: Request) -> HandlerFuture<'_> {
+    Box::pin(points::handle(app, req))
+}
+
+pub fn functions() -> Vec<Function> {
+    vec![Function {
+        logical_id: "PointsFunction",
+        routes: points::ROUTES,
+        handler: points,
+    }]
+}
+
+/// The handler that serves an API Gateway route key such as `GET /v1/points`.
+pub fn handler_for(route_key: &str) -> Option<Handler> {
+    functions()
+        .into_iter()
+        .find(|f| f.routes.contains(&route_key))
+        .map(|f| f.handler)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::template::Template;
+
+    #[test]
+    fn registry_and_template_name_the_same_routes() {
+        let template = Template::load(&crate::repo_root().join("template.yaml")).unwrap();
+        let from_template: BTreeSet<(String, String)> = template
+            .routes()
+            .unwrap()
+            .iter()
+            .map(|r| (r.function.clone(), r.key()))
+            .collect();
+        let from_registry: BTreeSet<(String, String)> = functions()
+            .iter()
+            .flat_map(|f| {
+                f.routes
+                    .iter()
+                    .map(|r| (f.logical_id.to_owned(), (*r).to_owned()))
+            })
+            .collect();
+        assert_eq!(from_template, from_registry);
+    }
+}

@@ -1,0 +1,169 @@
+//! The local HTTP API: API Gateway's job (route matching, the JWT authorizer, the event) done on
+//! loopback, then the real handler.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming as HyperIncoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use lambda_http::Body;
+use shared::App;
+use tokio::net::TcpListener;
+
+use crate::event::{self, Incoming};
+use crate::registry::{self, Handler};
+use crate::template::{Route, Template, TemplateError};
+
+/// Largest body the local API reads (API Gateway's own limit is 10 MB; handlers refuse > 16 KiB).
+const MAX_READ: usize = 1024 * 1024;
+
+type HttpResponse = hyper::Response<Full<Bytes>>;
+
+pub struct LocalApi {
+    app: App,
+    routes: Vec<(Route, Handler)>,
+}
+
+impl LocalApi {
+    /// Routes from the template, each bound to its registered handler.
+    pub fn new(app: App, template: &Template) -> Result<Self, TemplateError> {
+        let mut routes = Vec::new();
+        for route in template.routes()? {
+            let handler = registry::handler_for(&route.key())
+                .ok_or_else(|| TemplateError::Shape(format!("no handler registered for {}", route.key())))?;
+            routes.push((route, handler));
+        }
+        // Most specific first: fewer path parameters wins, as in API Gateway.
+        routes.sort_by_key(|(r, _)| r.path.matches('{').count());
+        Ok(Self { app, routes })
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter().map(|(r, _)| r)
+    }
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, api: Arc<LocalApi>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    tracing::warn!(%err, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let api = api.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(api.clone(), req, remote));
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(err) = builder.serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(%err, "connection closed");
+            }
+        });
+    }
+}
+
+fn gateway_error(status: u16, message: &str) -> HttpResponse {
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(format!(r#"{{"message":"{message}"}}"#))));
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+async fn handle(
+    api: Arc<LocalApi>,
+    req: hyper::Request<HyperIncoming>,
+    remote: SocketAddr,
+) -> Result<HttpResponse, Infallible> {
+    let started = std::time::Instant::now();
+    let (parts, body) = req.into_parts();
+    let response = dispatch(&api, parts.clone(), body, remote).await;
+    tracing::info!(
+        method = %parts.method,
+        path = %parts.uri.path(),
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    Ok(response)
+}
+
+async fn dispatch(
+    api: &LocalApi,
+    parts: http::request::Parts,
+    body: HyperIncoming,
+    remote: SocketAddr,
+) -> HttpResponse {
+    let body = match Limited::new(body, MAX_READ).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return gateway_error(413, "Request Entity Too Large"),
+    };
+    let method = parts.method.as_str();
+    let path = parts.uri.path();
+    let matched = api.routes.iter().find_map(|(route, handler)| {
+        (route.method == method || route.method == "ANY")
+            .then(|| event::match_path(&route.path, path))
+            .flatten()
+            .map(|params| (route, *handler, params))
+    });
+    let Some((route, handler, params)) = matched else {
+        return gateway_error(404, "Not Found");
+    };
+    // The JWT authorizer: every route has it. Locally the signature is NOT checked.
+    let Some(claims) = event::claims_from_bearer(&parts.headers) else {
+        return gateway_error(401, "Unauthorized");
+    };
+    let incoming = Incoming {
+        method,
+        path,
+        raw_query: parts.uri.query().unwrap_or_default(),
+        headers: &parts.headers,
+        body: &body,
+        source_ip: remote.ip().to_string(),
+    };
+    let request_id = ulid::Ulid::generate().to_string();
+    let event = event::build(
+        &incoming,
+        &route.key(),
+        &params,
+        &claims,
+        &request_id,
+        chrono::Utc::now(),
+    );
+    let request = match lambda_http::request::from_str(&event.to_string()) {
+        Ok(request) => request,
+        Err(err) => {
+            tracing::error!(%err, "could not build the Lambda request");
+            return gateway_error(500, "Internal Server Error");
+        }
+    };
+    let app = api.app.clone();
+    // A panic in a handler becomes API Gateway's 500, as a crashed Lambda would.
+    let response = match tokio::spawn(async move { handler(&app, request).await }).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(%err, "handler panicked");
+            return gateway_error(500, "Internal Server Error");
+        }
+    };
+    let (head, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(head, Full::new(bytes))
+}

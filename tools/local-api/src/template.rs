@@ -1,0 +1,230 @@
+//! Reads what the local stack needs from `template.yaml`: the routes of each function and the
+//! table's definition. CloudFormation short tags (`!Ref`, `!GetAtt`, `!Sub`) are kept as tagged
+//! values and ignored where they don't matter.
+
+use std::path::Path;
+
+use serde_yaml_ng::{Mapping, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("template.yaml is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml_ng::Error),
+    #[error("template.yaml: {0}")]
+    Shape(String),
+}
+
+/// One HTTP API route and the function behind it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    /// The function's logical id, e.g. `PointsFunction`.
+    pub function: String,
+    /// Upper-case method, e.g. `GET`.
+    pub method: String,
+    /// Path template, e.g. `/v1/points/ledger` or `/v1/admin/checkin-campaigns/{campaign_id}`.
+    pub path: String,
+}
+
+impl Route {
+    /// API Gateway's route key: `GET /v1/points`.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyElement {
+    pub name: String,
+    /// `HASH` or `RANGE`.
+    pub key_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    pub name: String,
+    pub key_schema: Vec<KeyElement>,
+    pub projection_type: String,
+    pub non_key_attributes: Vec<String>,
+}
+
+/// The `AWS::DynamoDB::Table` resource, as much as DynamoDB Local needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// (name, type `S` | `N` | `B`)
+    pub attributes: Vec<(String, String)>,
+    pub key_schema: Vec<KeyElement>,
+    pub global_indexes: Vec<IndexSpec>,
+    pub ttl_attribute: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    root: Value,
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        Ok(Self {
+            root: serde_yaml_ng::from_str(text)?,
+        })
+    }
+
+    fn resources(&self) -> Result<&Mapping, TemplateError> {
+        self.root
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| TemplateError::Shape("no Resources".into()))
+    }
+
+    /// Every `HttpApi` event of every `AWS::Serverless::Function`, sorted.
+    pub fn routes(&self) -> Result<Vec<Route>, TemplateError> {
+        let mut routes = Vec::new();
+        for (name, resource) in self.resources()? {
+            if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
+                continue;
+            }
+            let function = name.as_str().unwrap_or_default().to_owned();
+            let events = resource
+                .get("Properties")
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping);
+            for (_, event) in events.into_iter().flatten() {
+                if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                    continue;
+                }
+                let props = event.get("Properties");
+                let field = |f: &str| {
+                    props
+                        .and_then(|p| p.get(f))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                };
+                let (Some(method), Some(path)) = (field("Method"), field("Path")) else {
+                    return Err(TemplateError::Shape(format!(
+                        "{function}: an HttpApi event needs Method and Path"
+                    )));
+                };
+                routes.push(Route {
+                    function: function.clone(),
+                    method: method.to_ascii_uppercase(),
+                    path,
+                });
+            }
+        }
+        routes.sort();
+        Ok(routes)
+    }
+
+    /// The single `AWS::DynamoDB::Table` resource.
+    pub fn table(&self) -> Result<TableSpec, TemplateError> {
+        let shape = |m: &str| TemplateError::Shape(m.to_owned());
+        let mut tables = self
+            .resources()?
+            .values()
+            .filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table"));
+        let table = tables.next().ok_or_else(|| shape("no AWS::DynamoDB::Table"))?;
+        if tables.next().is_some() {
+            return Err(shape("more than one table: the design has one"));
+        }
+        let props = table
+            .get("Properties")
+            .ok_or_else(|| shape("table without Properties"))?;
+        let text = |v: &Value, f: &str| v.get(f).and_then(Value::as_str).map(str::to_owned);
+        let list = |v: &Value, f: &str| v.get(f).and_then(Value::as_sequence).cloned().unwrap_or_default();
+        let key_schema = |v: &Value| -> Result<Vec<KeyElement>, TemplateError> {
+            list(v, "KeySchema")
+                .iter()
+                .map(|k| match (text(k, "AttributeName"), text(k, "KeyType")) {
+                    (Some(name), Some(key_type)) => Ok(KeyElement { name, key_type }),
+                    _ => Err(shape("KeySchema entries need AttributeName and KeyType")),
+                })
+                .collect()
+        };
+        let attributes = list(props, "AttributeDefinitions")
+            .iter()
+            .map(|a| match (text(a, "AttributeName"), text(a, "AttributeType")) {
+                (Some(n), Some(t)) => Ok((n, t)),
+                _ => Err(shape("AttributeDefinitions need AttributeName and AttributeType")),
+            })
+            .collect::<Result<_, _>>()?;
+        let global_indexes = list(props, "GlobalSecondaryIndexes")
+            .iter()
+            .map(|gsi| {
+                let projection = gsi.get("Projection");
+                Ok(IndexSpec {
+                    name: text(gsi, "IndexName").ok_or_else(|| shape("a GSI without IndexName"))?,
+                    key_schema: key_schema(gsi)?,
+                    projection_type: projection
+                        .and_then(|p| text(p, "ProjectionType"))
+                        .unwrap_or_else(|| "ALL".to_owned()),
+                    non_key_attributes: projection
+                        .map(|p| list(p, "NonKeyAttributes"))
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect(),
+                })
+            })
+            .collect::<Result<_, TemplateError>>()?;
+        let ttl_attribute = props
+            .get("TimeToLiveSpecification")
+            .filter(|t| t.get("Enabled").and_then(Value::as_bool) == Some(true))
+            .and_then(|t| text(t, "AttributeName"));
+        Ok(TableSpec {
+            attributes,
+            key_schema: key_schema(props)?,
+            global_indexes,
+            ttl_attribute,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_routes_and_table_through_short_tags() {
+        let t = Template::parse(
+            r#"
+Resources:
+  T:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: !Sub "${AWS::StackName}-t"
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      TimeToLiveSpecification: {AttributeName: ttl, Enabled: true}
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment: {Variables: {TABLE_NAME: !Ref T}}
+      Events:
+        A: {Type: HttpApi, Properties: {ApiId: !Ref Api, Method: get, Path: /v1/x}}
+        S: {Type: Schedule, Properties: {Schedule: rate(1 minute)}}
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            t.routes().unwrap(),
+            vec![Route {
+                function: "F".into(),
+                method: "GET".into(),
+                path: "/v1/x".into()
+            }]
+        );
+        let table = t.table().unwrap();
+        assert_eq!(table.attributes, vec![("pk".to_string(), "S".to_string())]);
+        assert_eq!(table.ttl_attribute.as_deref(), Some("ttl"));
+    }
+}
