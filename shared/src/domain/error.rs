@@ -8,6 +8,21 @@ pub enum DomainError {
     /// A value that is well-formed but not acceptable (bad date, amount out of range, bad config).
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// No such campaign, contest, draw…
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A check-in outside the campaign's start and end dates.
+    #[error("the campaign is not running today")]
+    CampaignNotActive,
+    /// A make-up of a date that is already checked in.
+    #[error("that date is not missed")]
+    NotMissed,
+    /// A make-up over the monthly limit.
+    #[error("no make-ups left this month (limit {per_month})")]
+    MakeupLimitReached { per_month: u32 },
+    /// A make-up of a date outside [today - look-back, today - 1].
+    #[error("only the last {lookback_days} days before today can be made up")]
+    OutsideMakeupWindow { lookback_days: u32 },
     /// Integer arithmetic would overflow: the operation is refused rather than wrapped.
     #[error("amount would overflow")]
     Overflow,

@@ -99,6 +99,23 @@ impl From<DomainError> for ApiError {
             }
             DomainError::Invalid { .. } => ApiError::invalid_value(err.to_string()),
             DomainError::Overflow => ApiError::invalid_value(err.to_string()),
+            DomainError::NotFound(_) => ApiError::not_found(err.to_string()),
+            DomainError::CampaignNotActive => {
+                ApiError::new(409, "campaign-not-active", "Campaign not active", err.to_string())
+            }
+            DomainError::NotMissed => ApiError::new(409, "not-missed", "Date not missed", err.to_string()),
+            DomainError::MakeupLimitReached { .. } => ApiError::new(
+                409,
+                "makeup-limit-reached",
+                "Make-up limit reached",
+                err.to_string(),
+            ),
+            DomainError::OutsideMakeupWindow { .. } => ApiError::new(
+                422,
+                "outside-makeup-window",
+                "Outside the make-up window",
+                err.to_string(),
+            ),
         }
     }
 }
