@@ -152,6 +152,28 @@ impl TestApi {
         }
     }
 
+    /// POST/PUT a JSON body as `token` at `now`.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        now: &str,
+        body: &Value,
+    ) -> Reply {
+        let b = self
+            .request(method, path)
+            .bearer_auth(token)
+            .header("x-debug-now", now)
+            .json(body);
+        self.send(b).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, now: &str, body: &Value) -> Reply {
+        self.send_json(reqwest::Method::POST, path, token, now, body)
+            .await
+    }
+
     /// GET as `token` (if any) at `now` (RFC 3339, if any).
     pub async fn get(&self, path: &str, token: Option<&str>, now: Option<&str>) -> Reply {
         let mut b = self.request(reqwest::Method::GET, path);

@@ -7,14 +7,65 @@ use std::path::PathBuf;
 use e2e::TestEnv;
 use local_api::template::Template;
 use serde_json::Value;
+use shared::domain::ledger::{Posting, Reason};
 
-/// The expected status and top-level fields of each sample event's response on a fresh table.
-fn expectation(file: &str) -> Option<(u16, &'static [&'static str])> {
-    Some(match file {
-        "get-v1-points.json" => (200, &["balance", "lifetime_earned"]),
-        "get-v1-points-ledger.json" => (200, &["entries", "next_cursor"]),
-        _ => return None,
-    })
+/// What each sample event must answer on a fresh table: status, top-level fields, and the points
+/// its caller is given first (a make-up costs points).
+struct Expect {
+    status: u16,
+    fields: &'static [&'static str],
+    seed_points: i64,
+}
+
+fn expectation(file: &str) -> Option<Expect> {
+    let e = |status, fields, seed_points| {
+        Some(Expect {
+            status,
+            fields,
+            seed_points,
+        })
+    };
+    match file {
+        "get-v1-points.json" => e(200, &["balance", "lifetime_earned"], 0),
+        "get-v1-points-ledger.json" => e(200, &["entries", "next_cursor"], 0),
+        "post-v1-checkins.json" => e(
+            200,
+            &[
+                "campaign_id",
+                "date",
+                "checked_in_now",
+                "points_awarded",
+                "current_streak",
+                "tomorrow_reward",
+                "balance",
+            ],
+            0,
+        ),
+        "post-v1-checkins-makeup.json" => e(
+            200,
+            &[
+                "date",
+                "points_charged",
+                "milestones",
+                "current_streak",
+                "makeups_left_this_month",
+                "balance",
+            ],
+            100,
+        ),
+        "get-v1-checkins.json" => e(
+            200,
+            &["month", "days", "current_streak", "best_streak", "today"],
+            0,
+        ),
+        "put-v1-admin-checkin-campaigns-campaign_id.json" => {
+            e(200, &["campaign_id", "time_zone", "ladder"], 0)
+        }
+        "get-v1-admin-checkin-campaigns-campaign_id.json" => {
+            e(200, &["campaign_id", "time_zone", "ladder"], 0)
+        }
+        _ => None,
+    }
 }
 
 /// `GET /v1/points/ledger` → `get-v1-points-ledger.json`; `{id}` → `id`.
@@ -59,7 +110,6 @@ fn every_route_has_a_sample_event() {
 
 #[tokio::test]
 async fn every_sample_event_runs_through_its_handler() {
-    let env = TestEnv::new().await;
     let files = event_files();
     assert!(!files.is_empty());
     for path in files {
@@ -71,14 +121,25 @@ async fn every_sample_event_runs_through_its_handler() {
             .unwrap_or_else(|| panic!("{name}: no routeKey"));
         let handler = local_api::registry::handler_for(route_key)
             .unwrap_or_else(|| panic!("{name}: no handler serves {route_key}"));
-        let (status, fields) =
-            expectation(&name).unwrap_or_else(|| panic!("{name}: no expectation in this test"));
+        let expect = expectation(&name).unwrap_or_else(|| panic!("{name}: no expectation in this test"));
+        let env = TestEnv::new().await;
+        if expect.seed_points > 0 {
+            let sub = raw["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
+                .as_str()
+                .unwrap();
+            let posting = Posting::new(expect.seed_points, Reason::Grant, "seed", format!("seed#{sub}"));
+            env.app
+                .store
+                .post(&e2e::user(sub), posting, chrono::Utc::now())
+                .await
+                .unwrap();
+        }
         let request = lambda_http::request::from_str(&text)
             .unwrap_or_else(|e| panic!("{name}: not an HTTP API event: {e}"));
         let response = handler(&env.app, request).await;
         let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
-        assert_eq!(response.status().as_u16(), status, "{name}: {body}");
-        for field in fields {
+        assert_eq!(response.status().as_u16(), expect.status, "{name}: {body}");
+        for field in expect.fields {
             assert!(body.get(field).is_some(), "{name}: no {field} in {body}");
         }
     }

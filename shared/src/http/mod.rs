@@ -8,8 +8,8 @@ mod request;
 pub use auth::{Caller, admin, caller, member};
 pub use problem::{ApiError, PROBLEM_CONTENT_TYPE, respond};
 pub use request::{
-    DEBUG_NOW_HEADER, MAX_BODY_BYTES, cursor, json_body, json_body_or_default, now, query_param, request_id,
-    route_key,
+    DEBUG_NOW_HEADER, MAX_BODY_BYTES, cursor, json_body, json_body_or_default, now, path_param, query_param,
+    request_id, route_key,
 };
 
 use lambda_http::Body;

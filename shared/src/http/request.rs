@@ -112,6 +112,14 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// A path parameter of the route (API Gateway always sends the ones its path template names).
+pub fn path_param(req: &Request, name: &str) -> Result<String, ApiError> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::not_found(format!("no {name} in the path")))
+}
+
 /// A query parameter parsed as `T`; 400 when present but not a `T`.
 pub fn query_param<T: FromStr>(req: &Request, name: &str) -> Result<Option<T>, ApiError> {
     let params = req.query_string_parameters_ref();

@@ -5,6 +5,9 @@
 //! | account         | `USER#<user>`       | `ACCOUNT`             |
 //! | ledger entry    | `USER#<user>`       | `LEDGER#<seq:020>`    |
 //! | business key    | `PAID#<key>`        | `PAID`                |
+//! | campaign config | `CAMPAIGN#<id>`     | `CONFIG`              |
+//! | streak state    | `USER#<user>`       | `STREAK#<campaign>`   |
+//! | check-in day    | `USER#<user>`       | `CHECKIN#<campaign>#<date>` |
 //!
 //! See docs/data-model.md for the whole product's layout, including the entities later issues add.
 
@@ -56,6 +59,22 @@ pub fn business_key(key: &str) -> Key {
     Key::new(format!("PAID#{key}"), "PAID")
 }
 
+pub fn campaign(campaign: &str) -> Key {
+    Key::new(format!("CAMPAIGN#{campaign}"), "CONFIG")
+}
+
+pub fn streak(user: &UserId, campaign: &str) -> Key {
+    Key::new(user_pk(user), format!("STREAK#{campaign}"))
+}
+
+pub fn checkin_day(user: &UserId, campaign: &str, date: chrono::NaiveDate) -> Key {
+    Key::new(user_pk(user), format!("{}{date}", checkin_day_prefix(campaign)))
+}
+
+pub fn checkin_day_prefix(campaign: &str) -> String {
+    format!("CHECKIN#{campaign}#")
+}
+
 pub fn warmup() -> Key {
     Key::new("WARMUP".to_owned(), "WARMUP")
 }
@@ -64,8 +83,18 @@ pub fn warmup() -> Key {
 pub mod business {
     use crate::domain::UserId;
 
-    pub fn checkin(campaign: &str, user: &UserId, date: chrono::NaiveDate) -> String {
+    use chrono::NaiveDate;
+
+    pub fn checkin(campaign: &str, user: &UserId, date: NaiveDate) -> String {
         format!("checkin#{campaign}#{user}#{date}")
+    }
+
+    pub fn makeup(campaign: &str, user: &UserId, date: NaiveDate) -> String {
+        format!("makeup#{campaign}#{user}#{date}")
+    }
+
+    pub fn milestone(campaign: &str, user: &UserId, run_start: NaiveDate, days: u32) -> String {
+        format!("milestone#{campaign}#{user}#{run_start}#{days}")
     }
 }
 

@@ -1,5 +1,6 @@
 //! All DynamoDB access. The only module that formats key strings ([`keys`]).
 
+mod checkin;
 pub mod keys;
 pub mod ledger;
 mod tx;
@@ -17,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
+pub use checkin::{CheckinDay, CheckinMonth, CheckinOutcome, MakeupOutcome};
 pub use keys::Key;
 pub use tx::{Decision, GuardRecord, OnConflict, Plan, Snapshot, TxOutcome, Write};
 
@@ -165,7 +167,9 @@ pub(crate) fn to_item_with_key<T: Serialize>(key: &Key, body: &T) -> Result<Item
     Ok(item)
 }
 
-/// Deserializes an item (its key attributes are ignored).
-pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+/// Deserializes an item without its key attributes (so types may deny unknown fields).
+pub(crate) fn from_item<T: DeserializeOwned>(mut item: Item) -> Result<T, StoreError> {
+    item.remove(keys::PK);
+    item.remove(keys::SK);
     dynamo::from_item(item).map_err(StoreError::internal)
 }

@@ -195,7 +195,7 @@ impl Store {
             .transpose()
     }
 
-    async fn read_snapshot(&self, user: &UserId, extra: &[Key]) -> Result<Snapshot, StoreError> {
+    pub(crate) async fn read_snapshot(&self, user: &UserId, extra: &[Key]) -> Result<Snapshot, StoreError> {
         let account_key = keys::account(user);
         let mut wanted: Vec<Key> = vec![account_key.clone()];
         wanted.extend(extra.iter().filter(|k| **k != account_key).cloned());
@@ -420,6 +420,27 @@ pub(crate) fn put_if_absent(table: &str, item: Item) -> Result<TransactWriteItem
         .table_name(table)
         .set_item(Some(item))
         .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .map_err(StoreError::internal)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// A put conditioned on the item's `version`: `None` means the item must not exist yet.
+pub(crate) fn put_versioned(
+    table: &str,
+    item: Item,
+    expected: Option<u64>,
+) -> Result<TransactWriteItem, StoreError> {
+    let put = match expected {
+        Some(version) => Put::builder()
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", AttributeValue::N(version.to_string())),
+        None => Put::builder().condition_expression("attribute_not_exists(pk)"),
+    };
+    let put = put
+        .table_name(table)
+        .set_item(Some(item))
         .build()
         .map_err(StoreError::internal)?;
     Ok(TransactWriteItem::builder().put(put).build())

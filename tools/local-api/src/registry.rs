@@ -21,12 +21,23 @@ fn points(app: &App, req: Request) -> HandlerFuture<'_> {
     Box::pin(points::handle(app, req))
 }
 
+fn checkin(app: &App, req: Request) -> HandlerFuture<'_> {
+    Box::pin(checkin::handle(app, req))
+}
+
 pub fn functions() -> Vec<Function> {
-    vec![Function {
-        logical_id: "PointsFunction",
-        routes: points::ROUTES,
-        handler: points,
-    }]
+    vec![
+        Function {
+            logical_id: "PointsFunction",
+            routes: points::ROUTES,
+            handler: points,
+        },
+        Function {
+            logical_id: "CheckinFunction",
+            routes: checkin::ROUTES,
+            handler: checkin,
+        },
+    ]
 }
 
 /// The handler that serves an API Gateway route key such as `GET /v1/points`.

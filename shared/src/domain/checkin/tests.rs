@@ -364,7 +364,7 @@ impl Model {
         let length = a + b + 1;
         let start = d - Days::new(u64::from(a));
         let mut paid = Vec::new();
-        for (&n, _) in &c.milestones {
+        for &n in c.milestones.keys() {
             if n > a.max(b) && n <= length && self.paid.insert((start, n)) {
                 paid.push(n);
             }
