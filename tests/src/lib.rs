@@ -44,6 +44,35 @@ impl TestEnv {
         }
     }
 
+    /// How many items the table holds (refusals must leave it unchanged).
+    pub async fn item_count(&self) -> i32 {
+        let scan = self
+            .app
+            .store
+            .client()
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .expect("scan");
+        scan.count()
+    }
+
+    /// Credits `amount` points to `user` (test set-up through the real ledger).
+    pub async fn seed_points(&self, user_id: &str, amount: i64) {
+        let posting = shared::domain::ledger::Posting::new(
+            amount,
+            shared::domain::ledger::Reason::Grant,
+            "seed",
+            format!("seed#{user_id}#{}", ulid::Ulid::generate()),
+        );
+        self.app
+            .store
+            .post(&user(user_id), posting, chrono::Utc::now())
+            .await
+            .expect("seed points");
+    }
+
     /// Starts the local API for this table on 127.0.0.1:<free port>; it stops with the test.
     pub async fn spawn_api(&self) -> TestApi {
         spawn_api(self.app.clone()).await

@@ -3,7 +3,6 @@
 use e2e::{Reply, TestApi, TestEnv, admin_token, member_token, user};
 use reqwest::Method;
 use serde_json::{Value, json};
-use shared::domain::ledger::{Posting, Reason};
 
 async fn check_in(api: &TestApi, token: &str, now: &str) -> Reply {
     api.post("/v1/checkins", token, now, &json!({})).await
@@ -18,18 +17,6 @@ async fn ledger(api: &TestApi, token: &str) -> Vec<Value> {
     let reply = api.get("/v1/points/ledger?limit=100", Some(token), None).await;
     assert_eq!(reply.status, 200);
     reply.body["entries"].as_array().unwrap().clone()
-}
-
-async fn item_count(env: &TestEnv) -> i32 {
-    env.app
-        .store
-        .client()
-        .scan()
-        .table_name(&env.table)
-        .send()
-        .await
-        .unwrap()
-        .count()
 }
 
 /// 09:00 in Shanghai on 2026-11-<day>.
@@ -171,15 +158,7 @@ async fn twenty_simultaneous_makeups_of_one_date_charge_once() {
     let env = TestEnv::new().await;
     let api = std::sync::Arc::new(env.spawn_api().await);
     let dave = member_token("dave");
-    env.app
-        .store
-        .post(
-            &user("dave"),
-            Posting::new(100, Reason::Grant, "seed", "seed#dave"),
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
+    env.seed_points("dave", 100).await;
     check_in(&api, &dave, &nov(20)).await;
     check_in(&api, &dave, &nov(22)).await;
     let tasks: Vec<_> = (0..20)
@@ -216,7 +195,7 @@ async fn makeup_refusals_change_nothing() {
     let erin = member_token("erin");
     check_in(&api, &erin, &nov(10)).await;
     check_in(&api, &erin, &nov(14)).await;
-    let before = item_count(&env).await;
+    let before = env.item_count().await;
     make_up(&api, &erin, &nov(14), "2026-11-12")
         .await
         .assert_problem(409, "insufficient-points");
@@ -246,24 +225,16 @@ async fn makeup_refusals_change_nothing() {
     api.post("/v1/checkins/makeup", &erin, &nov(14), &json!({}))
         .await
         .assert_problem(400, "invalid-request");
-    assert_eq!(item_count(&env).await, before, "nothing written");
+    assert_eq!(env.item_count().await, before, "nothing written");
     // With points, two make-ups pass and the third hits the monthly limit.
-    env.app
-        .store
-        .post(
-            &user("erin"),
-            Posting::new(100, Reason::Grant, "seed", "seed#erin"),
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
+    env.seed_points("erin", 100).await;
     assert_eq!(make_up(&api, &erin, &nov(14), "2026-11-12").await.status, 200);
     assert_eq!(make_up(&api, &erin, &nov(14), "2026-11-11").await.status, 200);
-    let before = item_count(&env).await;
+    let before = env.item_count().await;
     make_up(&api, &erin, &nov(14), "2026-11-13")
         .await
         .assert_problem(409, "makeup-limit-reached");
-    assert_eq!(item_count(&env).await, before);
+    assert_eq!(env.item_count().await, before);
 }
 
 #[tokio::test]
@@ -349,7 +320,7 @@ async fn campaigns_are_admin_configured() {
     )
     .await
     .assert_problem(404, "not-found");
-    assert_eq!(item_count(&env).await, 0, "refusals write nothing");
+    assert_eq!(env.item_count().await, 0, "refusals write nothing");
 
     let ok = put(admin.clone(), winter.clone()).await;
     assert_eq!(ok.status, 200, "{}", ok.body);

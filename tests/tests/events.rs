@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use e2e::TestEnv;
 use local_api::template::Template;
 use serde_json::Value;
-use shared::domain::ledger::{Posting, Reason};
 
 /// What each sample event must answer on a fresh table: status, top-level fields, and the points
 /// its caller is given first (a make-up costs points).
@@ -127,12 +126,7 @@ async fn every_sample_event_runs_through_its_handler() {
             let sub = raw["requestContext"]["authorizer"]["jwt"]["claims"]["sub"]
                 .as_str()
                 .unwrap();
-            let posting = Posting::new(expect.seed_points, Reason::Grant, "seed", format!("seed#{sub}"));
-            env.app
-                .store
-                .post(&e2e::user(sub), posting, chrono::Utc::now())
-                .await
-                .unwrap();
+            env.seed_points(sub, expect.seed_points).await;
         }
         let request = lambda_http::request::from_str(&text)
             .unwrap_or_else(|e| panic!("{name}: not an HTTP API event: {e}"));

@@ -145,14 +145,5 @@ async fn refusals_are_problem_json_and_change_nothing() {
     // Unknown routes are API Gateway's 404.
     assert_eq!(api.get("/v1/nope", Some(&alice), None).await.status, 404);
     // Nothing was written by any of that.
-    let scan = env
-        .app
-        .store
-        .client()
-        .scan()
-        .table_name(&env.table)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(scan.count(), 0);
+    assert_eq!(env.item_count().await, 0);
 }

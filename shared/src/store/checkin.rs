@@ -1,7 +1,6 @@
 //! Check-ins in the store: campaign configs, the streak state, check-in days, and the two
 //! ledger transactions (check-in, make-up).
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -265,13 +264,11 @@ impl Store {
         };
         let prefix = keys::checkin_day_prefix(campaign_id);
         let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", AttributeValue::S(keys::user_pk(user)))
-            .expression_attribute_values(":lo", AttributeValue::S(format!("{prefix}{lo}")))
-            .expression_attribute_values(":hi", AttributeValue::S(format!("{prefix}{hi}")))
+            .query_between(
+                keys::user_pk(user),
+                format!("{prefix}{lo}"),
+                format!("{prefix}{hi}"),
+            )
             .send();
         let (snapshot, days) = tokio::join!(self.read_snapshot(user, &extra), query);
         let (campaign, state) = read_campaign_and_state(&snapshot?, user, campaign_id)?;

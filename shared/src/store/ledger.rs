@@ -1,7 +1,5 @@
 //! Reading a member's ledger history, newest first, by `seq`.
 
-use aws_sdk_dynamodb::types::AttributeValue;
-
 use super::{Store, StoreError, classify, from_item, keys};
 use crate::domain::UserId;
 use crate::domain::ledger::LedgerEntry;
@@ -35,13 +33,7 @@ impl Store {
             None => keys::ledger_entry(user, u64::MAX).sk,
         };
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", AttributeValue::S(keys::user_pk(user)))
-            .expression_attribute_values(":lo", AttributeValue::S(keys::ledger_entry(user, 1).sk))
-            .expression_attribute_values(":hi", AttributeValue::S(upper))
+            .query_between(keys::user_pk(user), keys::ledger_entry(user, 1).sk, upper)
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()

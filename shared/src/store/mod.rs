@@ -145,6 +145,22 @@ impl Store {
         self.get_item(&keys::warmup(), false).await.map(|_| ())
     }
 
+    /// A `Query` of one partition for sort keys between `lo` and `hi` (inclusive).
+    pub(crate) fn query_between(
+        &self,
+        pk: String,
+        lo: String,
+        hi: String,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":lo", AttributeValue::S(lo))
+            .expression_attribute_values(":hi", AttributeValue::S(hi))
+    }
+
     /// A single `GetItem`.
     pub(crate) async fn get_item(&self, key: &Key, consistent: bool) -> Result<Option<Item>, StoreError> {
         let out = self
