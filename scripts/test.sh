@@ -17,4 +17,9 @@ echo "== cfn-lint template.yaml"
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (DynamoDB Local on $AWS_ENDPOINT_URL_DYNAMODB)"
-cargo test --workspace --locked
+log="$ROOT/.local/cargo-test.log"
+status=0
+cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "\ntests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+exit "$status"

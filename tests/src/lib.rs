@@ -2,6 +2,8 @@
 //! started (its address is in `AWS_ENDPOINT_URL_DYNAMODB`), and can start the real local API on a
 //! free loopback port.
 
+pub mod fault;
+
 use std::sync::Arc;
 
 use base64::Engine;

@@ -1,0 +1,88 @@
+//! Faults injected into real DynamoDB calls by a proxy: throttling ends in 503 after the SDK's
+//! retries; transaction conflicts are retried and still pay exactly once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e::fault::{Fault, FaultProxy};
+use e2e::{TestEnv, app_for, member_token, spawn_api, user};
+use serde_json::json;
+
+/// A TestEnv whose App talks to DynamoDB Local through `proxy`.
+async fn through(proxy: &FaultProxy, env: &TestEnv) -> e2e::TestApi {
+    spawn_api(app_for(shared::store::local_client(&proxy.endpoint), &env.table)).await
+}
+
+#[tokio::test]
+async fn throttled_reads_end_in_503_after_the_sdk_retries() {
+    let env = TestEnv::new().await;
+    let proxy = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, _| (op == "GetItem").then_some(Fault::Throttle)),
+    )
+    .await;
+    let api = through(&proxy, &env).await;
+    let started = Instant::now();
+    let reply = api.get("/v1/points", Some(&member_token("u1")), None).await;
+    reply.assert_problem(503, "unavailable");
+    assert_eq!(reply.headers["retry-after"], "1");
+    assert_eq!(
+        proxy.calls("GetItem"),
+        3,
+        "the SDK's standard mode tries three times"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn transaction_conflicts_are_retried_and_pay_once() {
+    let env = TestEnv::new().await;
+    // The first three transactions meet a conflict; the fourth goes through.
+    let proxy = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, nth| (op == "TransactWriteItems" && nth < 3).then_some(Fault::TransactionConflict)),
+    )
+    .await;
+    let api = through(&proxy, &env).await;
+    let reply = api
+        .post(
+            "/v1/checkins",
+            &member_token("u2"),
+            "2026-11-23T09:00:00+08:00",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["checked_in_now"], true);
+    assert_eq!(reply.body["points_awarded"], 5);
+    assert_eq!(proxy.calls("TransactWriteItems"), 4);
+    let page = env.app.store.ledger_page(&user("u2"), 10, None).await.unwrap();
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(env.app.store.account(&user("u2")).await.unwrap().balance, 5);
+}
+
+#[tokio::test]
+async fn endless_conflicts_end_in_503_and_write_nothing() {
+    let env = TestEnv::new().await;
+    let proxy = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, _| (op == "TransactWriteItems").then_some(Fault::TransactionConflict)),
+    )
+    .await;
+    let api = through(&proxy, &env).await;
+    let reply = api
+        .post(
+            "/v1/checkins",
+            &member_token("u3"),
+            "2026-11-23T09:00:00+08:00",
+            &json!({}),
+        )
+        .await;
+    reply.assert_problem(503, "unavailable");
+    assert!(proxy.calls("TransactWriteItems") > 10, "retried before giving up");
+    assert_eq!(env.item_count().await, 0);
+}
