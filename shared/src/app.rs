@@ -12,7 +12,7 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config, client: aws_sdk_dynamodb::Client) -> Self {
-        let store = Store::new(client, config.table_name.clone());
+        let store = Store::new(client, config.table_name.clone(), config.ledger_rules());
         Self { config, store }
     }
 

@@ -14,6 +14,13 @@ pub struct Config {
     /// `CAMPAIGN_DEV_CLOCK=1`: honour the `x-debug-now` header. Local development only; the SAM
     /// template never sets it.
     pub dev_clock: bool,
+    /// `POINTS_VALIDITY_MONTHS`: points earned in month M are valid through month M + this (12).
+    pub validity_months: u32,
+    /// `HOLD_MINUTES`: a hold not captured within this time is released (30).
+    pub hold_minutes: u32,
+    /// `PURCHASE_RATE_BPS`: points per yuan of an order, in basis points (10000 = 1 point per
+    /// yuan); the result is rounded down.
+    pub purchase_rate_bps: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +49,34 @@ impl Config {
             })?,
         };
         let dev_clock = matches!(get("CAMPAIGN_DEV_CLOCK").as_deref(), Some("1" | "true"));
+        let number = |name: &'static str, default: u32, range: std::ops::RangeInclusive<u32>| match get(name)
+        {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or(ConfigError::Invalid {
+                    name,
+                    reason: format!("{raw:?} is not a whole number in {range:?}"),
+                }),
+        };
         Ok(Self {
             table_name,
             business_zone,
             dev_clock,
+            validity_months: number("POINTS_VALIDITY_MONTHS", 12, 1..=120)?,
+            hold_minutes: number("HOLD_MINUTES", 30, 1..=10_080)?,
+            purchase_rate_bps: number("PURCHASE_RATE_BPS", 10_000, 0..=1_000_000)?,
         })
+    }
+
+    pub fn ledger_rules(&self) -> crate::domain::ledger::LedgerRules {
+        crate::domain::ledger::LedgerRules {
+            zone: self.business_zone,
+            validity_months: self.validity_months,
+            hold_minutes: self.hold_minutes,
+        }
     }
 }
 

@@ -70,7 +70,7 @@ impl TestEnv {
         );
         self.app
             .store
-            .post(&user(user_id), posting, chrono::Utc::now())
+            .post(&user(user_id), posting, fixed_now())
             .await
             .expect("seed points");
     }
@@ -216,4 +216,12 @@ impl TestApi {
         }
         self.send(b).await
     }
+}
+
+/// A fixed instant (2026-11-23T12:00:00Z) for set-up and reads that should not depend on the
+/// machine's clock.
+pub fn fixed_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+        .expect("instant")
+        .with_timezone(&chrono::Utc)
 }

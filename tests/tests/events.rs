@@ -25,7 +25,17 @@ fn expectation(file: &str) -> Option<Expect> {
         })
     };
     match file {
-        "get-v1-points.json" => e(200, &["balance", "lifetime_earned"], 0),
+        "get-v1-points.json" => e(
+            200,
+            &[
+                "balance",
+                "held",
+                "lifetime_earned",
+                "next_expiry",
+                "expiring_by_month",
+            ],
+            0,
+        ),
         "get-v1-points-ledger.json" => e(200, &["entries", "next_cursor"], 0),
         "post-v1-checkins.json" => e(
             200,

@@ -18,7 +18,7 @@ async fn throttled_reads_end_in_503_after_the_sdk_retries() {
     let env = TestEnv::new().await;
     let proxy = FaultProxy::start(
         e2e::endpoint(),
-        Arc::new(|op, _| (op == "GetItem").then_some(Fault::Throttle)),
+        Arc::new(|op, _| (op == "BatchGetItem").then_some(Fault::Throttle)),
     )
     .await;
     let api = through(&proxy, &env).await;
@@ -27,7 +27,7 @@ async fn throttled_reads_end_in_503_after_the_sdk_retries() {
     reply.assert_problem(503, "unavailable");
     assert_eq!(reply.headers["retry-after"], "1");
     assert_eq!(
-        proxy.calls("GetItem"),
+        proxy.calls("BatchGetItem"),
         3,
         "the SDK's standard mode tries three times"
     );
@@ -62,7 +62,15 @@ async fn transaction_conflicts_are_retried_and_pay_once() {
     assert_eq!(proxy.calls("TransactWriteItems"), 4);
     let page = env.app.store.ledger_page(&user("u2"), 10, None).await.unwrap();
     assert_eq!(page.entries.len(), 1);
-    assert_eq!(env.app.store.account(&user("u2")).await.unwrap().balance, 5);
+    assert_eq!(
+        env.app
+            .store
+            .account(&user("u2"), e2e::fixed_now())
+            .await
+            .unwrap()
+            .balance,
+        5
+    );
 }
 
 #[tokio::test]

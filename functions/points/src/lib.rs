@@ -2,12 +2,13 @@
 //!
 //! | route                    | answer                                                        |
 //! |--------------------------|---------------------------------------------------------------|
-//! | `GET /v1/points`         | balance and lifetime earned                                   |
+//! | `GET /v1/points`         | balance, held, lifetime earned, next expiry, expiring by month |
 //! | `GET /v1/points/ledger`  | entries newest first; `?limit=` (1–100, default 20), `?cursor=` |
 
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use serde::Serialize;
 use shared::App;
-use shared::domain::ledger::LedgerEntry;
+use shared::domain::ledger::{Account, LedgerEntry, LedgerRules};
 use shared::http::{self, ApiError, Request, Response, cursor};
 
 /// The routes this function serves, as API Gateway route keys (checked against template.yaml).
@@ -21,29 +22,70 @@ pub async fn handle(app: &App, req: Request) -> Response {
 }
 
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
-    // Every route reads the clock first, so a malformed x-debug-now is refused the same way
-    // everywhere (balances will apply expiry as of `now`).
-    let _now = http::now(&app.config, req)?;
+    let now = http::now(&app.config, req)?;
     match http::route_key(req).as_str() {
-        "GET /v1/points" => balance(app, req).await,
+        "GET /v1/points" => balance(app, req, now).await,
         "GET /v1/points/ledger" => ledger(app, req).await,
         other => Err(ApiError::not_found(format!("no route {other}"))),
     }
 }
 
 #[derive(Debug, Serialize)]
-struct Balance {
-    balance: i64,
-    lifetime_earned: i64,
+struct Expiry {
+    date: NaiveDate,
+    points: i64,
 }
 
-async fn balance(app: &App, req: &Request) -> Result<Response, ApiError> {
+#[derive(Debug, Serialize)]
+struct MonthExpiry {
+    month: String,
+    points: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct Balance {
+    /// Spendable points (negative while a reversal's debt is unpaid).
+    balance: i64,
+    /// Points reserved by open holds (not in the balance).
+    held: i64,
+    lifetime_earned: i64,
+    /// The soonest expiry: the last day those points are valid, and how many.
+    next_expiry: Option<Expiry>,
+    /// Points expiring in this calendar month and the next two (business zone).
+    expiring_by_month: Vec<MonthExpiry>,
+}
+
+async fn balance(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
     let user = http::member(req)?;
-    let account = app.store.account(&user).await?;
-    http::ok(&Balance {
+    let account = app.store.account(&user, now).await?;
+    http::ok(&balance_view(&account, app.store.rules(), now))
+}
+
+fn balance_view(account: &Account, rules: &LedgerRules, now: DateTime<Utc>) -> Balance {
+    let today = rules.today(now);
+    let expiring_by_month = (0..3)
+        .filter_map(|i| today.with_day(1)?.checked_add_months(Months::new(i)))
+        .map(|first| MonthExpiry {
+            month: first.format("%Y-%m").to_string(),
+            points: account
+                .buckets
+                .iter()
+                .filter(|(d, _)| d.year() == first.year() && d.month() == first.month())
+                .map(|(_, p)| p)
+                .sum(),
+        })
+        .collect();
+    Balance {
         balance: account.balance,
+        held: account.holds.values().map(|h| h.amount).sum(),
         lifetime_earned: account.lifetime_earned,
-    })
+        next_expiry: account
+            .buckets
+            .iter()
+            .next()
+            .map(|(d, p)| Expiry { date: *d, points: *p }),
+        expiring_by_month,
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -23,6 +23,9 @@ pub enum DomainError {
     /// A make-up of a date outside [today - look-back, today - 1].
     #[error("only the last {lookback_days} days before today can be made up")]
     OutsideMakeupWindow { lookback_days: u32 },
+    /// A capture or release of a hold that is not open (captured, released, or timed out).
+    #[error("the hold is not active")]
+    HoldNotActive,
     /// Integer arithmetic would overflow: the operation is refused rather than wrapped.
     #[error("amount would overflow")]
     Overflow,

@@ -1,7 +1,18 @@
 //! The points ledger's rules. An account is a running total over an append-only list of entries;
 //! every change of the balance is exactly one [`LedgerEntry`], numbered by a per-member `seq`.
+//!
+//! Points live in **expiry buckets**: points earned in month M (business zone) are valid through
+//! the last day of month M + `validity_months` (default 12). Spending, holds and expiry work on
+//! buckets, soonest-expiring first. A reversal may take more than is left: the rest becomes
+//! **debt**, the balance goes negative, spending is blocked and new earnings pay the debt first.
+//!
+//! Invariants (checked by the property test): `balance = Σ buckets − debt = Σ entry deltas`;
+//! `debt > 0 ⇒ no bucket holds points`; held points are in no bucket and not in the balance.
 
-use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::DomainError;
@@ -10,47 +21,156 @@ use super::DomainError;
 pub const MAX_POSTING: i64 = 1_000_000_000;
 
 /// Why a balance changed. Stored as a snake_case string on each entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
-    /// Points granted by an admin or a trusted backend.
+    /// Points granted by an admin or a trusted backend (a fixed amount).
     Grant,
-    /// A daily check-in's ladder reward.
+    /// Points for a purchase (from an order amount; multipliers apply).
+    Purchase,
+    /// A daily check-in's ladder reward (multipliers apply).
     Checkin,
-    /// A streak milestone bonus.
+    /// A streak milestone bonus (fixed).
     Milestone,
     /// The cost of a make-up check-in (补签).
     Makeup,
+    /// Points reserved at checkout.
+    Hold,
+    /// A hold spent (no balance change: the hold already took the points).
+    Capture,
+    /// A hold given back (explicitly or because it timed out).
+    Release,
+    /// A grant taken back (refund).
+    Reversal,
+    /// Points that reached the end of their validity.
+    Expire,
+    /// The member moved to another tier (no balance change).
+    TierChange,
 }
 
 impl Reason {
     /// Whether a credit with this reason counts as earned (lifetime earned, growth value).
     pub fn is_earn(self) -> bool {
-        matches!(self, Reason::Grant | Reason::Checkin | Reason::Milestone)
+        matches!(
+            self,
+            Reason::Grant | Reason::Purchase | Reason::Checkin | Reason::Milestone
+        )
     }
 }
 
+/// Validity and hold timing, from the deployment's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerRules {
+    /// The business zone: months of earning and days of expiry are local to it.
+    pub zone: Tz,
+    /// Points earned in month M are valid through the end of month M + this.
+    pub validity_months: u32,
+    /// A hold not captured within this many minutes is released.
+    pub hold_minutes: u32,
+}
+
+impl Default for LedgerRules {
+    fn default() -> Self {
+        Self {
+            zone: chrono_tz::Asia::Shanghai,
+            validity_months: 12,
+            hold_minutes: 30,
+        }
+    }
+}
+
+impl LedgerRules {
+    /// The local date of `now` in the business zone.
+    pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
+        now.with_timezone(&self.zone).date_naive()
+    }
+
+    /// The last valid day of points earned at `now`.
+    pub fn bucket_for(&self, now: DateTime<Utc>) -> NaiveDate {
+        let first = self.today(now).with_day(1).unwrap_or_else(|| self.today(now));
+        first
+            .checked_add_months(Months::new(self.validity_months + 1))
+            .and_then(|d| d.pred_opt())
+            .unwrap_or(NaiveDate::MAX)
+    }
+}
+
+/// Points reserved for a checkout: where they came from, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub amount: i64,
+    /// (bucket, points) taken, to give back to the same buckets on release.
+    pub parts: Vec<(NaiveDate, i64)>,
+    pub expires_at: DateTime<Utc>,
+    #[serde(rename = "ref")]
+    pub reference: String,
+}
+
 /// A member's account as the ledger sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
-    /// Spendable points: the sum of every entry's delta.
+    /// Spendable points: `Σ buckets − debt`, the sum of every entry's delta. May be negative.
     pub balance: i64,
-    /// Sum of earned credits (never lowered by spending).
+    /// Growth value: earned credits minus reversals (never lowered by spending).
     pub lifetime_earned: i64,
     /// `seq` of the newest entry; 0 for an account without entries.
     pub seq: u64,
+    /// Last valid day → points. Only positive amounts are kept.
+    #[serde(default)]
+    pub buckets: BTreeMap<NaiveDate, i64>,
+    /// Points owed after a reversal took more than was left.
+    #[serde(default)]
+    pub debt: i64,
+    /// Open holds by id.
+    #[serde(default)]
+    pub holds: BTreeMap<String, Hold>,
+    /// The member's tier (None until the first evaluation: the lowest tier).
+    #[serde(default)]
+    pub tier: Option<String>,
+}
+
+/// What a posting does to the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// `delta > 0`: into the bucket of the current month (paying debt first); `delta < 0`: spend,
+    /// soonest-expiring first.
+    Standard,
+    /// Reserve `-delta` points, soonest-expiring first.
+    Hold {
+        hold_id: String,
+        expires_at: DateTime<Utc>,
+    },
+    /// Spend a hold (delta 0).
+    Capture { hold_id: String },
+    /// Give a hold back to its buckets (delta = the hold's amount).
+    Release { hold_id: String },
+    /// Take back `-delta` points of a grant: from `bucket` first, then soonest-first, then debt.
+    Reverse { bucket: Option<NaiveDate> },
+    /// A bucket reached its end (delta = minus what was left in it).
+    Expire { bucket: NaiveDate },
+    /// A history note with no balance change (a tier change).
+    Note,
+}
+
+/// How an earned amount was computed: the base and the multipliers applied (basis points).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarnDetail {
+    pub base: i64,
+    pub factors_bps: Vec<u32>,
 }
 
 /// A request to move points, before it has a place in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posting {
-    /// Positive credits, negative debits; never zero.
+    pub kind: Kind,
+    /// Positive credits, negative debits.
     pub delta: i64,
     pub reason: Reason,
     /// What the entry refers to: an order id, a check-in date, a contest id.
     pub reference: String,
     /// The deterministic key that makes this posting happen at most once, ever.
     pub business_key: String,
+    pub detail: Option<EarnDetail>,
 }
 
 /// One immutable line of the ledger.
@@ -65,9 +185,22 @@ pub struct LedgerEntry {
     pub business_key: String,
     pub at: DateTime<Utc>,
     pub balance_after: i64,
+    /// For earnings: the base amount before multipliers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<i64>,
+    /// For earnings: the multipliers applied, in basis points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factors_bps: Option<Vec<u32>>,
+    /// For earnings: the last day the points are valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_after: Option<NaiveDate>,
+    /// For holds, captures and releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<String>,
 }
 
 impl Posting {
+    /// A plain credit (`delta > 0`) or debit (`delta < 0`).
     pub fn new(
         delta: i64,
         reason: Reason,
@@ -75,175 +208,237 @@ impl Posting {
         business_key: impl Into<String>,
     ) -> Self {
         Self {
+            kind: Kind::Standard,
             delta,
             reason,
             reference: reference.into(),
             business_key: business_key.into(),
+            detail: None,
         }
     }
+
+    pub fn with_kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
+    }
+}
+
+fn overflow<T>(v: Option<T>) -> Result<T, DomainError> {
+    v.ok_or(DomainError::Overflow)
+}
+
+/// Takes `amount` from the buckets, soonest-expiring first (`first`, if given, before all).
+/// Returns the parts taken and what could not be taken.
+fn take(
+    buckets: &mut BTreeMap<NaiveDate, i64>,
+    mut amount: i64,
+    first: Option<NaiveDate>,
+) -> (Vec<(NaiveDate, i64)>, i64) {
+    let mut order: Vec<NaiveDate> = first.into_iter().filter(|d| buckets.contains_key(d)).collect();
+    order.extend(buckets.keys().copied().filter(|d| Some(*d) != first));
+    let mut parts = Vec::new();
+    for day in order {
+        if amount == 0 {
+            break;
+        }
+        let have = buckets[&day];
+        let used = have.min(amount);
+        amount -= used;
+        parts.push((day, used));
+        if have == used {
+            buckets.remove(&day);
+        } else {
+            buckets.insert(day, have - used);
+        }
+    }
+    (parts, amount)
+}
+
+/// Puts `amount` into the bucket `day`, paying debt first.
+fn credit(account: &mut Account, day: NaiveDate, amount: i64) -> Result<(), DomainError> {
+    let to_debt = account.debt.min(amount);
+    account.debt -= to_debt;
+    let rest = amount - to_debt;
+    if rest > 0 {
+        let slot = account.buckets.entry(day).or_insert(0);
+        *slot = overflow(slot.checked_add(rest))?;
+    }
+    Ok(())
 }
 
 /// Applies one posting to an account: the new account and the entry that records the change.
 ///
-/// Refuses a zero or oversized amount, a debit above the balance, and any overflow. `entry_id` is
-/// passed in (a ULID made by the caller) so that this stays a pure function.
+/// Refuses an oversized amount, a spend or hold above the spendable balance (or while in debt),
+/// an unknown hold, and any overflow. `entry_id` is passed in so that this stays pure.
 pub fn apply(
     account: &Account,
     posting: &Posting,
     now: DateTime<Utc>,
+    rules: &LedgerRules,
     entry_id: String,
 ) -> Result<(Account, LedgerEntry), DomainError> {
     let delta = posting.delta;
-    if delta == 0 || delta.unsigned_abs() > MAX_POSTING.unsigned_abs() {
+    if delta.unsigned_abs() > MAX_POSTING.unsigned_abs() {
         return Err(DomainError::invalid(
             "amount",
-            format!("must be non-zero and at most {MAX_POSTING} points"),
+            format!("must be at most {MAX_POSTING} points"),
         ));
     }
     if posting.business_key.is_empty() || posting.business_key.len() > 512 {
         return Err(DomainError::invalid("business_key", "must be 1-512 bytes"));
     }
-    if delta < 0 && account.balance < -delta {
-        return Err(DomainError::InsufficientPoints {
-            balance: account.balance,
-            needed: -delta,
-        });
+    let zero_ok = matches!(posting.kind, Kind::Capture { .. } | Kind::Note);
+    if (delta == 0) != zero_ok {
+        return Err(DomainError::invalid("amount", "must not be zero"));
     }
-    let balance = account.balance.checked_add(delta).ok_or(DomainError::Overflow)?;
-    let lifetime_earned = if delta > 0 && posting.reason.is_earn() {
-        account
-            .lifetime_earned
-            .checked_add(delta)
-            .ok_or(DomainError::Overflow)?
-    } else {
-        account.lifetime_earned
-    };
-    let seq = account.seq.checked_add(1).ok_or(DomainError::Overflow)?;
+    let mut next = account.clone();
+    let mut expires_after = None;
+    let mut hold_id = None;
+    match &posting.kind {
+        Kind::Standard if delta > 0 => {
+            let day = rules.bucket_for(now);
+            credit(&mut next, day, delta)?;
+            expires_after = Some(day);
+            if posting.reason.is_earn() {
+                next.lifetime_earned = overflow(next.lifetime_earned.checked_add(delta))?;
+            }
+        }
+        Kind::Standard | Kind::Hold { .. } => {
+            if delta > 0 {
+                return Err(DomainError::invalid("amount", "a hold takes points"));
+            }
+            let needed = -delta;
+            if next.debt > 0 || next.balance < needed {
+                return Err(DomainError::InsufficientPoints {
+                    balance: next.balance,
+                    needed,
+                });
+            }
+            let (parts, short) = take(&mut next.buckets, needed, None);
+            debug_assert_eq!(short, 0);
+            if let Kind::Hold {
+                hold_id: id,
+                expires_at,
+            } = &posting.kind
+            {
+                if next.holds.contains_key(id) {
+                    return Err(DomainError::invalid("hold_id", "exists"));
+                }
+                next.holds.insert(
+                    id.clone(),
+                    Hold {
+                        amount: needed,
+                        parts,
+                        expires_at: *expires_at,
+                        reference: posting.reference.clone(),
+                    },
+                );
+                hold_id = Some(id.clone());
+            }
+        }
+        Kind::Capture { hold_id: id } => {
+            next.holds.remove(id).ok_or(DomainError::HoldNotActive)?;
+            hold_id = Some(id.clone());
+        }
+        Kind::Release { hold_id: id } => {
+            let hold = next.holds.remove(id).ok_or(DomainError::HoldNotActive)?;
+            if hold.amount != delta {
+                return Err(DomainError::invalid(
+                    "amount",
+                    "a release gives back the whole hold",
+                ));
+            }
+            for (day, points) in hold.parts {
+                credit(&mut next, day, points)?;
+            }
+            hold_id = Some(id.clone());
+        }
+        Kind::Reverse { bucket } => {
+            if delta > 0 {
+                return Err(DomainError::invalid("amount", "a reversal takes points"));
+            }
+            let (_, short) = take(&mut next.buckets, -delta, *bucket);
+            next.debt = overflow(next.debt.checked_add(short))?;
+            next.lifetime_earned = overflow(next.lifetime_earned.checked_add(delta))?.max(0);
+        }
+        Kind::Expire { bucket } => {
+            let left = next.buckets.remove(bucket).unwrap_or(0);
+            if left != -delta {
+                return Err(DomainError::invalid(
+                    "amount",
+                    "an expiry takes what is left in its bucket",
+                ));
+            }
+        }
+        Kind::Note => {}
+    }
+    next.balance = overflow(next.balance.checked_add(delta))?;
+    next.seq = overflow(next.seq.checked_add(1))?;
     let entry = LedgerEntry {
-        seq,
+        seq: next.seq,
         entry_id,
         delta,
         reason: posting.reason,
         reference: posting.reference.clone(),
         business_key: posting.business_key.clone(),
         at: now,
-        balance_after: balance,
+        balance_after: next.balance,
+        base: posting.detail.as_ref().map(|d| d.base),
+        factors_bps: posting.detail.as_ref().map(|d| d.factors_bps.clone()),
+        expires_after,
+        hold_id,
     };
-    Ok((
-        Account {
-            balance,
-            lifetime_earned,
-            seq,
-        },
-        entry,
-    ))
+    Ok((next, entry))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn at() -> DateTime<Utc> {
-        "2026-11-23T08:00:00Z".parse().unwrap()
-    }
-
-    fn post(account: &Account, delta: i64, reason: Reason) -> Result<(Account, LedgerEntry), DomainError> {
-        apply(
-            account,
-            &Posting::new(delta, reason, "r", format!("k{delta}")),
-            at(),
-            "id".into(),
-        )
-    }
-
-    #[test]
-    fn credit_then_debit() {
-        let (a, e) = post(&Account::default(), 100, Reason::Grant).unwrap();
-        assert_eq!((a.balance, a.lifetime_earned, a.seq), (100, 100, 1));
-        assert_eq!((e.seq, e.balance_after), (1, 100));
-        let (b, e) = post(&a, -30, Reason::Makeup).unwrap();
-        assert_eq!((b.balance, b.lifetime_earned, b.seq), (70, 100, 2));
-        assert_eq!(e.balance_after, 70);
-    }
-
-    #[test]
-    fn refuses_overdraft_zero_and_oversized() {
-        let a = Account {
-            balance: 10,
-            lifetime_earned: 10,
-            seq: 1,
-        };
-        assert_eq!(
-            post(&a, -11, Reason::Makeup),
-            Err(DomainError::InsufficientPoints {
-                balance: 10,
-                needed: 11
-            })
-        );
-        assert!(matches!(
-            post(&a, 0, Reason::Grant),
-            Err(DomainError::Invalid { .. })
-        ));
-        assert!(matches!(
-            post(&a, MAX_POSTING + 1, Reason::Grant),
-            Err(DomainError::Invalid { .. })
-        ));
-        assert!(matches!(
-            post(&a, i64::MIN, Reason::Grant),
-            Err(DomainError::Invalid { .. })
-        ));
-    }
-
-    #[test]
-    fn refuses_overflow() {
-        let a = Account {
-            balance: i64::MAX - 5,
-            lifetime_earned: 0,
-            seq: 3,
-        };
-        assert_eq!(post(&a, 6, Reason::Grant), Err(DomainError::Overflow));
-        let a = Account {
-            balance: 0,
-            lifetime_earned: 0,
-            seq: u64::MAX,
-        };
-        assert_eq!(post(&a, 6, Reason::Grant), Err(DomainError::Overflow));
-    }
-
-    proptest! {
-        /// For any sequence of postings: the balance equals the sum of the accepted entries, never
-        /// goes negative, `seq` counts the entries, and each entry's balance_after is the running sum.
-        #[test]
-        fn balance_is_the_sum_of_the_ledger(deltas in prop::collection::vec(-2_000i64..2_000, 0..60)) {
-            let mut account = Account::default();
-            let mut entries = Vec::new();
-            for (i, d) in deltas.into_iter().enumerate() {
-                let reason = if d > 0 { Reason::Checkin } else { Reason::Makeup };
-                match apply(&account, &Posting::new(d, reason, "r", format!("k{i}")), at(), i.to_string()) {
-                    Ok((next, entry)) => {
-                        account = next;
-                        entries.push(entry);
-                    }
-                    Err(DomainError::InsufficientPoints { balance, needed }) => {
-                        prop_assert!(needed > balance);
-                        prop_assert_eq!(balance, account.balance);
-                    }
-                    Err(other) => prop_assert_eq!(d, 0, "unexpected {:?}", other),
-                }
-                prop_assert!(account.balance >= 0);
-            }
-            let sum: i64 = entries.iter().map(|e| e.delta).sum();
-            prop_assert_eq!(account.balance, sum);
-            prop_assert_eq!(account.seq, entries.len() as u64);
-            let earned: i64 = entries.iter().filter(|e| e.delta > 0).map(|e| e.delta).sum();
-            prop_assert_eq!(account.lifetime_earned, earned);
-            let mut running = 0;
-            for (i, e) in entries.iter().enumerate() {
-                running += e.delta;
-                prop_assert_eq!(e.balance_after, running);
-                prop_assert_eq!(e.seq, i as u64 + 1);
+/// What is due on an account at `now` whether or not anyone asked: holds past their time are
+/// released, then buckets past their last day expire (points released into an expired bucket
+/// expire with it). Applied before every decision and shown on every read.
+pub fn housekeeping(
+    account: &Account,
+    user_key: &str,
+    now: DateTime<Utc>,
+    rules: &LedgerRules,
+) -> Vec<Posting> {
+    let mut postings = Vec::new();
+    let mut sim = account.clone();
+    for (id, hold) in &account.holds {
+        if hold.expires_at <= now {
+            postings.push(
+                Posting::new(
+                    hold.amount,
+                    Reason::Release,
+                    hold.reference.clone(),
+                    format!("release#{id}"),
+                )
+                .with_kind(Kind::Release { hold_id: id.clone() }),
+            );
+            for (day, points) in &hold.parts {
+                let _ = credit(&mut sim, *day, *points);
             }
         }
     }
+    let today = rules.today(now);
+    for (day, points) in &sim.buckets {
+        if *day < today {
+            postings.push(
+                Posting::new(
+                    -points,
+                    Reason::Expire,
+                    format!("valid through {day}"),
+                    format!("expire#{user_key}#{day}#{}", account.seq),
+                )
+                .with_kind(Kind::Expire { bucket: *day }),
+            );
+        }
+    }
+    postings
 }
+
+/// Points expiring on each of the coming days, soonest first (after housekeeping).
+pub fn upcoming_expiries(account: &Account) -> Vec<(NaiveDate, i64)> {
+    account.buckets.iter().map(|(d, p)| (*d, *p)).collect()
+}
+
+#[cfg(test)]
+mod tests;

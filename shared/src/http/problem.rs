@@ -103,6 +103,9 @@ impl From<DomainError> for ApiError {
             DomainError::CampaignNotActive => {
                 ApiError::new(409, "campaign-not-active", "Campaign not active", err.to_string())
             }
+            DomainError::HoldNotActive => {
+                ApiError::new(409, "hold-not-active", "Hold not active", err.to_string())
+            }
             DomainError::NotMissed => ApiError::new(409, "not-missed", "Date not missed", err.to_string()),
             DomainError::MakeupLimitReached { .. } => ApiError::new(
                 409,

@@ -155,7 +155,7 @@ impl Store {
                             Ok(Decision::Write(Plan {
                                 postings,
                                 writes,
-                                memo: None,
+                                idempotency: None,
                                 output: CheckinOutcome {
                                     campaign_id: campaign_id.to_owned(),
                                     checked_in_now: true,
@@ -171,13 +171,21 @@ impl Store {
                 .await?;
             match outcome {
                 TxOutcome::Committed {
-                    mut output, account, ..
+                    mut output,
+                    account,
+                    entries,
                 } => {
                     output.balance = account.balance;
+                    // What was credited, after any multipliers.
+                    output.points_awarded = entries
+                        .iter()
+                        .filter(|e| e.reason == Reason::Checkin)
+                        .map(|e| e.delta)
+                        .sum();
                     return Ok(output);
                 }
                 TxOutcome::Nothing(output) => return Ok(output),
-                TxOutcome::Replayed(_) => continue,
+                TxOutcome::Replayed(_) | TxOutcome::IdempotentReplay(_) => continue,
             }
         }
         Err(StoreError::Contention(2).into())
@@ -218,7 +226,7 @@ impl Store {
                 Ok(Decision::Write(Plan {
                     postings,
                     writes,
-                    memo: None,
+                    idempotency: None,
                     output: MakeupOutcome {
                         campaign_id: campaign_id.to_owned(),
                         date,
@@ -238,7 +246,9 @@ impl Store {
                 Ok(output)
             }
             // The same make-up landed first (a double tap): the date is no longer missed.
-            TxOutcome::Replayed(_) | TxOutcome::Nothing(_) => Err(DomainError::NotMissed.into()),
+            TxOutcome::Replayed(_) | TxOutcome::IdempotentReplay(_) | TxOutcome::Nothing(_) => {
+                Err(DomainError::NotMissed.into())
+            }
         }
     }
 
@@ -270,7 +280,7 @@ impl Store {
                 format!("{prefix}{hi}"),
             )
             .send();
-        let (snapshot, days) = tokio::join!(self.read_snapshot(user, &extra), query);
+        let (snapshot, days) = tokio::join!(self.read_snapshot(user, &extra, now), query);
         let (campaign, state) = read_campaign_and_state(&snapshot?, user, campaign_id)?;
         let first = month.unwrap_or_else(|| first_day_of_month(campaign.today(now)));
         let last = last_day_of_month(first);

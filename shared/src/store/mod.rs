@@ -18,9 +18,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
+use crate::domain::ledger::LedgerRules;
+
 pub use checkin::{CheckinDay, CheckinMonth, CheckinOutcome, MakeupOutcome};
 pub use keys::Key;
-pub use tx::{Decision, GuardRecord, OnConflict, Plan, Snapshot, TxOutcome, Write};
+pub use tx::{
+    Decision, GuardRecord, Idempotency, IdempotencyRecord, OnConflict, Plan, Respond, Snapshot, TxOutcome,
+    Write,
+};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -117,19 +122,25 @@ pub fn local_client(endpoint: &str) -> Client {
     Client::from_conf(config)
 }
 
-/// The table and its client.
+/// The table, its client, and the ledger's rules (validity, hold time, business zone).
 #[derive(Debug, Clone)]
 pub struct Store {
     client: Client,
     table: String,
+    rules: LedgerRules,
 }
 
 impl Store {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: Client, table: impl Into<String>, rules: LedgerRules) -> Self {
         Self {
             client,
             table: table.into(),
+            rules,
         }
+    }
+
+    pub fn rules(&self) -> &LedgerRules {
+        &self.rules
     }
 
     pub fn client(&self) -> &Client {

@@ -1,13 +1,16 @@
-//! The one way points move: read the account (and whatever the feature needs), let a pure function
-//! decide, then write everything in one `TransactWriteItems`:
+//! The one way points move: read the account (and whatever the feature needs), bring it up to
+//! date (holds past their time released, expired points expired), let a pure function decide,
+//! then write everything in one `TransactWriteItems`:
 //!
 //! - a guard item per business key, put only if absent: the same key can never pay twice, ever;
 //! - the account item, put only if its `seq` is still the one that was read (optimistic lock);
 //! - one immutable ledger entry per posting, numbered `seq + 1, seq + 2, …`;
+//! - an idempotency record for API calls that carry an `Idempotency-Key`;
 //! - the feature's own writes (a check-in, a spin…), each with its own condition.
 //!
 //! A lost race re-reads and decides again (bounded, with jittered backoff). A failed guard on the
-//! first posting means the operation already happened: the caller gets [`TxOutcome::Replayed`].
+//! first posting means the operation already happened: the caller gets [`TxOutcome::Replayed`];
+//! a taken idempotency record gives [`TxOutcome::IdempotentReplay`] with the stored answer.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -29,11 +32,10 @@ pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Attempts before a contended operation gives up with [`StoreError::Contention`] (→ 503).
 const MAX_ATTEMPTS: u32 = 40;
 
-/// What was read before deciding.
+/// What was read before deciding. `account` is already brought up to date as of `now`.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub account: Account,
-    account_exists: bool,
     items: HashMap<Key, Item>,
 }
 
@@ -60,19 +62,46 @@ pub struct Write {
     pub on_conflict: OnConflict,
 }
 
+/// Builds the answer an idempotent API stores, from the entries and account just written.
+pub type Respond = Box<dyn FnOnce(&[LedgerEntry], &Account) -> Result<String, crate::Error> + Send>;
+
+/// The idempotency record of an API call: written with the transaction, if absent.
+pub struct Idempotency {
+    pub key: Key,
+    /// A digest of the request, to tell a replay from a reuse of the key for something else.
+    pub request_hash: String,
+    pub respond: Respond,
+}
+
+/// The stored idempotency record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub request_hash: String,
+    pub response: String,
+    pub at: DateTime<Utc>,
+}
+
 /// A decision to write: postings to the member's ledger plus the feature's writes.
-#[derive(Debug, Clone)]
 pub struct Plan<T> {
     /// Applied in order. The first one's business key identifies the operation (replays).
     pub postings: Vec<Posting>,
     pub writes: Vec<Write>,
-    /// Stored on the first posting's guard item: what a replay should answer (idempotent APIs).
-    pub memo: Option<String>,
+    pub idempotency: Option<Idempotency>,
     pub output: T,
 }
 
+impl<T> Plan<T> {
+    pub fn new(postings: Vec<Posting>, writes: Vec<Write>, output: T) -> Self {
+        Self {
+            postings,
+            writes,
+            idempotency: None,
+            output,
+        }
+    }
+}
+
 /// The outcome of `decide`.
-#[derive(Debug, Clone)]
 pub enum Decision<T> {
     /// Nothing to write (e.g. a repeat check-in on the same day).
     Nothing(T),
@@ -88,32 +117,23 @@ pub struct GuardRecord {
     pub entry_id: String,
     pub delta: i64,
     pub at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memo: Option<String>,
 }
 
 /// How a ledger transaction ended.
 #[derive(Debug, Clone)]
 pub enum TxOutcome<T> {
-    /// Written now.
+    /// Written now. `entries` are all entries written, housekeeping (releases, expiries) first.
     Committed {
         output: T,
         entries: Vec<LedgerEntry>,
         account: Account,
     },
-    /// `decide` chose to write nothing.
+    /// `decide` chose to write nothing (housekeeping that was due may have been written).
     Nothing(T),
     /// The first posting's business key was already paid (a retry, a double tap, a replay).
     Replayed(GuardRecord),
-}
-
-/// The account item's stored form.
-#[derive(Debug, Serialize, Deserialize)]
-struct AccountRecord {
-    balance: i64,
-    lifetime_earned: i64,
-    seq: u64,
-    updated_at: DateTime<Utc>,
+    /// The idempotency key was already used: the stored request digest and answer.
+    IdempotentReplay(IdempotencyRecord),
 }
 
 /// What each action of an assembled transaction is, to read `CancellationReasons` by index.
@@ -122,6 +142,7 @@ enum Role {
     Guard { primary: bool },
     Account,
     Entry,
+    Idempotency,
     Feature(OnConflict),
 }
 
@@ -131,8 +152,8 @@ enum Attempt<T> {
 }
 
 impl Store {
-    /// Reads the account and `extra` items (one consistent `BatchGetItem`), calls `decide`, and
-    /// writes its plan in one transaction; see the module documentation.
+    /// Reads the account and `extra` items (one consistent `BatchGetItem`), brings the account up
+    /// to date, calls `decide`, and writes its plan in one transaction; see the module docs.
     pub async fn ledger_transaction<T, F>(
         &self,
         user: &UserId,
@@ -147,21 +168,56 @@ impl Store {
             if attempt > 0 {
                 backoff(attempt).await;
             }
-            let snapshot = self.read_snapshot(user, extra).await?;
+            let (stored, exists, items) = self.read_raw(user, extra).await?;
+            let (account, housekeeping) = self.bring_up_to_date(user, &stored, now)?;
+            let snapshot = Snapshot { account, items };
             let plan = match decide(&snapshot)? {
-                Decision::Nothing(output) => return Ok(TxOutcome::Nothing(output)),
-                Decision::Write(plan) => plan,
+                Decision::Nothing(output) if housekeeping.is_empty() => {
+                    return Ok(TxOutcome::Nothing(output));
+                }
+                Decision::Nothing(output) => Plan::new(vec![], vec![], Some(output)),
+                Decision::Write(plan) => Plan {
+                    postings: plan.postings,
+                    writes: plan.writes,
+                    idempotency: plan.idempotency,
+                    output: Some(plan.output),
+                },
             };
-            match self.try_commit(user, &snapshot, plan, now).await? {
-                Attempt::Done(outcome) => return Ok(outcome),
+            let nothing = plan.postings.is_empty() && plan.writes.is_empty();
+            match self
+                .try_commit(user, &stored, exists, housekeeping, plan, now)
+                .await?
+            {
                 Attempt::Retry => continue,
+                Attempt::Done(outcome) => {
+                    return Ok(match outcome {
+                        TxOutcome::Committed {
+                            output: Some(output), ..
+                        } if nothing => TxOutcome::Nothing(output),
+                        TxOutcome::Committed {
+                            output: Some(output),
+                            entries,
+                            account,
+                        } => TxOutcome::Committed {
+                            output,
+                            entries,
+                            account,
+                        },
+                        TxOutcome::Nothing(Some(output)) => TxOutcome::Nothing(output),
+                        TxOutcome::Replayed(g) => TxOutcome::Replayed(g),
+                        TxOutcome::IdempotentReplay(r) => TxOutcome::IdempotentReplay(r),
+                        TxOutcome::Committed { output: None, .. } | TxOutcome::Nothing(None) => {
+                            return Err(StoreError::Internal("a plan lost its output".into()).into());
+                        }
+                    });
+                }
             }
         }
         Err(StoreError::Contention(MAX_ATTEMPTS).into())
     }
 
-    /// Credits or debits one member: the single entry point every feature uses to move points
-    /// when it has no writes of its own.
+    /// Credits or debits one member: the entry point every feature uses to move points when it
+    /// has no writes of its own.
     pub async fn post(
         &self,
         user: &UserId,
@@ -169,21 +225,20 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<TxOutcome<()>, crate::Error> {
         self.ledger_transaction(user, &[], now, |_| {
-            Ok(Decision::Write(Plan {
-                postings: vec![posting.clone()],
-                writes: vec![],
-                memo: None,
-                output: (),
-            }))
+            Ok(Decision::Write(Plan::new(vec![posting.clone()], vec![], ())))
         })
         .await
     }
 
-    /// The member's account (zeros for a member without entries), strongly consistent.
-    pub async fn account(&self, user: &UserId) -> Result<Account, StoreError> {
-        match self.get_item(&keys::account(user), true).await? {
-            Some(item) => Ok(account_from(from_item(item)?)),
-            None => Ok(Account::default()),
+    /// The member's account as of `now` (zeros for a member without entries), strongly
+    /// consistent; writes the releases and expiries that are due, if any.
+    pub async fn account(&self, user: &UserId, now: DateTime<Utc>) -> Result<Account, crate::Error> {
+        match self
+            .ledger_transaction(user, &[], now, |s| Ok(Decision::Nothing(s.account.clone())))
+            .await?
+        {
+            TxOutcome::Nothing(account) => Ok(account),
+            _ => Err(StoreError::Internal("an account read wrote something else".into()).into()),
         }
     }
 
@@ -195,20 +250,48 @@ impl Store {
             .transpose()
     }
 
-    pub(crate) async fn read_snapshot(&self, user: &UserId, extra: &[Key]) -> Result<Snapshot, StoreError> {
+    /// Releases and expiries due at `now`: the account after them and the postings.
+    fn bring_up_to_date(
+        &self,
+        user: &UserId,
+        stored: &Account,
+        now: DateTime<Utc>,
+    ) -> Result<(Account, Vec<Posting>), crate::Error> {
+        let due = ledger::housekeeping(stored, user.as_str(), now, &self.rules);
+        let mut account = stored.clone();
+        for posting in &due {
+            account = ledger::apply(&account, posting, now, &self.rules, String::new())?.0;
+        }
+        Ok((account, due))
+    }
+
+    /// The stored account (and whether it exists) and the extra items, in one batch read.
+    async fn read_raw(
+        &self,
+        user: &UserId,
+        extra: &[Key],
+    ) -> Result<(Account, bool, HashMap<Key, Item>), StoreError> {
         let account_key = keys::account(user);
         let mut wanted: Vec<Key> = vec![account_key.clone()];
         wanted.extend(extra.iter().filter(|k| **k != account_key).cloned());
         let mut found = self.batch_get(wanted).await?;
-        let (account, account_exists) = match found.remove(&account_key) {
-            Some(item) => (account_from(from_item(item)?), true),
-            None => (Account::default(), false),
-        };
-        Ok(Snapshot {
-            account,
-            account_exists,
-            items: found,
+        Ok(match found.remove(&account_key) {
+            Some(item) => (from_item::<Account>(item)?, true, found),
+            None => (Account::default(), false, found),
         })
+    }
+
+    /// Reads the account and `extra` items without writing anything (the account is brought up
+    /// to date in memory only).
+    pub(crate) async fn read_snapshot(
+        &self,
+        user: &UserId,
+        extra: &[Key],
+        now: DateTime<Utc>,
+    ) -> Result<Snapshot, crate::Error> {
+        let (stored, _, items) = self.read_raw(user, extra).await?;
+        let (account, _) = self.bring_up_to_date(user, &stored, now)?;
+        Ok(Snapshot { account, items })
     }
 
     /// Consistent `BatchGetItem` of up to 100 keys, following `UnprocessedKeys`.
@@ -256,20 +339,19 @@ impl Store {
     async fn try_commit<T>(
         &self,
         user: &UserId,
-        snapshot: &Snapshot,
+        stored: &Account,
+        exists: bool,
+        housekeeping: Vec<Posting>,
         plan: Plan<T>,
         now: DateTime<Utc>,
     ) -> Result<Attempt<T>, crate::Error> {
         let mut actions: Vec<(TransactWriteItem, Role)> = Vec::new();
-        let mut account = snapshot.account.clone();
-        let mut entries = Vec::with_capacity(plan.postings.len());
-        for (i, posting) in plan.postings.iter().enumerate() {
-            let (next, entry) = ledger::apply(
-                &account,
-                posting,
-                now,
-                ulid::Ulid::from_datetime(now.into()).to_string(),
-            )?;
+        let mut account = stored.clone();
+        let mut entries = Vec::with_capacity(housekeeping.len() + plan.postings.len());
+        let primary = plan.postings.first().map(|p| p.business_key.clone());
+        for posting in housekeeping.iter().chain(plan.postings.iter()) {
+            let entry_id = ulid::Ulid::from_datetime(now.into()).to_string();
+            let (next, entry) = ledger::apply(&account, posting, now, &self.rules, entry_id)?;
             account = next;
             let guard = GuardRecord {
                 business_key: posting.business_key.clone(),
@@ -278,14 +360,14 @@ impl Store {
                 entry_id: entry.entry_id.clone(),
                 delta: entry.delta,
                 at: now,
-                memo: if i == 0 { plan.memo.clone() } else { None },
             };
+            let is_primary = primary.as_deref() == Some(posting.business_key.as_str());
             actions.push((
                 put_if_absent(
                     &self.table,
                     to_item_with_key(&keys::business_key(&posting.business_key), &guard)?,
                 )?,
-                Role::Guard { primary: i == 0 },
+                Role::Guard { primary: is_primary },
             ));
             actions.push((
                 put_if_absent(
@@ -296,19 +378,13 @@ impl Store {
             ));
             entries.push(entry);
         }
-        if !plan.postings.is_empty() {
-            let record = AccountRecord {
-                balance: account.balance,
-                lifetime_earned: account.lifetime_earned,
-                seq: account.seq,
-                updated_at: now,
-            };
-            let item = to_item_with_key(&keys::account(user), &record)?;
-            let put = if snapshot.account_exists {
+        if !entries.is_empty() {
+            let item = to_item_with_key(&keys::account(user), &account)?;
+            let put = if exists {
                 Put::builder()
                     .condition_expression("#seq = :seq")
                     .expression_attribute_names("#seq", "seq")
-                    .expression_attribute_values(":seq", AttributeValue::N(snapshot.account.seq.to_string()))
+                    .expression_attribute_values(":seq", AttributeValue::N(stored.seq.to_string()))
             } else {
                 Put::builder().condition_expression("attribute_not_exists(pk)")
             };
@@ -318,6 +394,18 @@ impl Store {
                 .build()
                 .map_err(StoreError::internal)?;
             actions.push((TransactWriteItem::builder().put(put).build(), Role::Account));
+        }
+        let idempotency_key = plan.idempotency.as_ref().map(|i| i.key.clone());
+        if let Some(idem) = plan.idempotency {
+            let record = IdempotencyRecord {
+                request_hash: idem.request_hash,
+                response: (idem.respond)(&entries, &account)?,
+                at: now,
+            };
+            actions.push((
+                put_if_absent(&self.table, to_item_with_key(&idem.key, &record)?)?,
+                Role::Idempotency,
+            ));
         }
         for write in plan.writes {
             actions.push((write.action, Role::Feature(write.on_conflict)));
@@ -329,13 +417,13 @@ impl Store {
             return Err(StoreError::Internal(format!("transaction of {} actions", actions.len())).into());
         }
         let (items, roles): (Vec<_>, Vec<_>) = actions.into_iter().unzip();
-        let result = self
+        let err = match self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
             .send()
-            .await;
-        let err = match result {
+            .await
+        {
             Ok(_) => {
                 return Ok(Attempt::Done(TxOutcome::Committed {
                     output: plan.output,
@@ -355,39 +443,59 @@ impl Store {
             Some(e) if e.code() == Some("TransactionConflictException") => return Ok(Attempt::Retry),
             _ => return Err(classify(err).into()),
         };
-        self.read_cancellation(&plan.postings, &roles, &reasons).await
+        self.read_cancellation(primary.as_deref(), idempotency_key.as_ref(), &roles, &reasons)
+            .await
     }
 
     /// Decides what a cancelled transaction means from its per-action reasons.
     async fn read_cancellation<T>(
         &self,
-        postings: &[Posting],
+        primary: Option<&str>,
+        idempotency_key: Option<&Key>,
         roles: &[Role],
         reasons: &[Option<String>],
     ) -> Result<Attempt<T>, crate::Error> {
-        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref());
-        // 1. The operation was already paid: answer with what was paid.
+        let failed = |i: usize| reasons.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed");
+        // 1. The same API call was already made: answer with what it answered.
+        if let (Some(key), Some(i)) = (
+            idempotency_key,
+            roles.iter().position(|r| matches!(r, Role::Idempotency)),
+        ) && failed(i)
+        {
+            return match self
+                .get_item(key, true)
+                .await?
+                .map(from_item::<IdempotencyRecord>)
+                .transpose()?
+            {
+                Some(record) => Ok(Attempt::Done(TxOutcome::IdempotentReplay(record))),
+                None => Ok(Attempt::Retry),
+            };
+        }
+        // 2. The operation was already paid: answer with what was paid.
         for (i, role) in roles.iter().enumerate() {
-            if matches!(role, Role::Guard { primary: true }) && failed(i) == Some("ConditionalCheckFailed") {
-                let key = &postings[0].business_key;
+            if matches!(role, Role::Guard { primary: true })
+                && failed(i)
+                && let Some(key) = primary
+            {
                 return match self.guard(key).await? {
                     Some(guard) => Ok(Attempt::Done(TxOutcome::Replayed(guard))),
                     None => Ok(Attempt::Retry),
                 };
             }
         }
-        // 2. A business rule failed at write time.
+        // 3. A business rule failed at write time.
         for (i, role) in roles.iter().enumerate() {
             if let Role::Feature(OnConflict::Reject(error)) = role
-                && failed(i) == Some("ConditionalCheckFailed")
+                && failed(i)
             {
                 return Err(error.clone().into());
             }
         }
-        // 3. Lost a race (the account or a feature item moved, or a conflict): read and decide again.
+        // 4. Lost a race (the account or a feature item moved, or a conflict): read and decide again.
         let mut retry = false;
         for i in 0..roles.len() {
-            match failed(i) {
+            match reasons.get(i).and_then(|r| r.as_deref()) {
                 None | Some("None") => {}
                 Some("ConditionalCheckFailed" | "TransactionConflict") => retry = true,
                 Some(code @ ("ThrottlingError" | "ProvisionedThroughputExceeded")) => {
@@ -403,14 +511,6 @@ impl Store {
         } else {
             Err(StoreError::Internal("transaction cancelled without a reason".into()).into())
         }
-    }
-}
-
-fn account_from(record: AccountRecord) -> Account {
-    Account {
-        balance: record.balance,
-        lifetime_earned: record.lifetime_earned,
-        seq: record.seq,
     }
 }
 

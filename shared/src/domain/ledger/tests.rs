@@ -1,0 +1,415 @@
+use std::collections::BTreeMap;
+
+use chrono::{Days, Duration};
+use proptest::prelude::*;
+
+use super::*;
+
+fn rules() -> LedgerRules {
+    LedgerRules::default()
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn post(account: &Account, p: Posting, now: &str) -> Result<(Account, LedgerEntry), DomainError> {
+    apply(account, &p, at(now), &rules(), "id".into())
+}
+
+fn earn(a: &Account, points: i64, now: &str) -> Account {
+    post(
+        a,
+        Posting::new(points, Reason::Grant, "r", format!("k{points}{now}")),
+        now,
+    )
+    .unwrap()
+    .0
+}
+
+#[test]
+fn earned_points_expire_at_the_end_of_month_plus_twelve_in_the_business_zone() {
+    let r = rules();
+    assert_eq!(r.bucket_for(at("2026-11-23T12:00:00+08:00")), day("2027-11-30"));
+    // 2026-11-30T16:30Z is already December 1st in Shanghai.
+    assert_eq!(r.bucket_for(at("2026-11-30T16:30:00Z")), day("2027-12-31"));
+    assert_eq!(r.bucket_for(at("2027-01-31T12:00:00+08:00")), day("2028-01-31"));
+    let a = earn(&Account::default(), 100, "2026-11-23T12:00:00+08:00");
+    assert_eq!(a.buckets, BTreeMap::from([(day("2027-11-30"), 100)]));
+    // Still valid on the last day, gone the next local day.
+    assert!(housekeeping(&a, "u", at("2027-11-30T23:59:59+08:00"), &r).is_empty());
+    let due = housekeeping(&a, "u", at("2027-12-01T00:00:00+08:00"), &r);
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].delta, due[0].reason), (-100, Reason::Expire));
+    let (after, entry) = apply(&a, &due[0], at("2027-12-01T00:00:00+08:00"), &r, "e".into()).unwrap();
+    assert_eq!(
+        (after.balance, after.lifetime_earned, entry.balance_after),
+        (0, 100, 0)
+    );
+}
+
+#[test]
+fn spending_takes_the_soonest_expiring_points_first() {
+    let a = earn(&Account::default(), 100, "2026-01-10T12:00:00+08:00");
+    let a = earn(&a, 50, "2026-03-10T12:00:00+08:00");
+    let (a, _) = post(
+        &a,
+        Posting::new(-120, Reason::Makeup, "r", "spend"),
+        "2026-04-01T12:00:00+08:00",
+    )
+    .unwrap();
+    assert_eq!(a.buckets, BTreeMap::from([(day("2027-03-31"), 30)]));
+    assert_eq!(a.balance, 30);
+    assert_eq!(
+        post(
+            &a,
+            Posting::new(-31, Reason::Makeup, "r", "s2"),
+            "2026-04-01T12:00:00+08:00"
+        )
+        .unwrap_err(),
+        DomainError::InsufficientPoints {
+            balance: 30,
+            needed: 31
+        }
+    );
+}
+
+#[test]
+fn a_reversal_takes_its_own_bucket_first_and_may_leave_debt() {
+    let a = earn(&Account::default(), 100, "2026-01-10T12:00:00+08:00");
+    let a = earn(&a, 100, "2026-02-10T12:00:00+08:00");
+    let reverse = |a: &Account, n: i64, bucket: &str, key: &str| {
+        post(
+            a,
+            Posting::new(-n, Reason::Reversal, "r", key).with_kind(Kind::Reverse {
+                bucket: Some(day(bucket)),
+            }),
+            "2026-03-01T12:00:00+08:00",
+        )
+        .unwrap()
+        .0
+    };
+    let b = reverse(&a, 60, "2027-02-28", "r1");
+    assert_eq!(
+        b.buckets,
+        BTreeMap::from([(day("2027-01-31"), 100), (day("2027-02-28"), 40)])
+    );
+    assert_eq!((b.balance, b.lifetime_earned), (140, 140));
+    // Spend most of it, then reverse more than is left: debt, a negative balance, no spending.
+    let (c, _) = post(
+        &b,
+        Posting::new(-130, Reason::Makeup, "r", "s"),
+        "2026-03-01T12:00:00+08:00",
+    )
+    .unwrap();
+    let d = reverse(&c, 40, "2027-02-28", "r2");
+    assert_eq!((d.balance, d.debt, d.buckets.len()), (-30, 30, 0));
+    assert!(matches!(
+        post(
+            &d,
+            Posting::new(-1, Reason::Makeup, "r", "s3"),
+            "2026-03-01T12:00:00+08:00"
+        ),
+        Err(DomainError::InsufficientPoints { .. })
+    ));
+    // New earnings pay the debt first.
+    let e = earn(&d, 50, "2026-03-02T12:00:00+08:00");
+    assert_eq!((e.balance, e.debt), (20, 0));
+    assert_eq!(e.buckets, BTreeMap::from([(day("2027-03-31"), 20)]));
+}
+
+#[test]
+fn holds_leave_the_balance_and_come_back_to_their_buckets() {
+    let a = earn(&Account::default(), 100, "2026-01-10T12:00:00+08:00");
+    let a = earn(&a, 100, "2026-02-10T12:00:00+08:00");
+    let expires_at = at("2026-03-01T12:30:00+08:00");
+    let hold = Posting::new(-150, Reason::Hold, "order-1", "hold#h1").with_kind(Kind::Hold {
+        hold_id: "h1".into(),
+        expires_at,
+    });
+    let (held, entry) = post(&a, hold, "2026-03-01T12:00:00+08:00").unwrap();
+    assert_eq!((held.balance, entry.delta), (50, -150));
+    assert_eq!(
+        held.holds["h1"].parts,
+        vec![(day("2027-01-31"), 100), (day("2027-02-28"), 50)]
+    );
+    // Release on time: back where they came from.
+    let release = Posting::new(150, Reason::Release, "order-1", "release#h1")
+        .with_kind(Kind::Release { hold_id: "h1".into() });
+    let (back, _) = post(&held, release.clone(), "2026-03-01T12:10:00+08:00").unwrap();
+    assert_eq!(back.buckets, a.buckets);
+    assert_eq!(back.balance, 200);
+    // Capture: the points are spent; a second capture or a release finds no hold.
+    let capture = Posting::new(0, Reason::Capture, "order-1", "capture#h1")
+        .with_kind(Kind::Capture { hold_id: "h1".into() });
+    let (spent, entry) = post(&held, capture.clone(), "2026-03-01T12:10:00+08:00").unwrap();
+    assert_eq!((spent.balance, entry.delta, spent.holds.len()), (50, 0, 0));
+    assert_eq!(
+        post(&spent, capture, "2026-03-01T12:11:00+08:00").unwrap_err(),
+        DomainError::HoldNotActive
+    );
+    assert_eq!(
+        post(&spent, release, "2026-03-01T12:11:00+08:00").unwrap_err(),
+        DomainError::HoldNotActive
+    );
+    // A hold past its time is released by housekeeping, and its expired parts then expire.
+    let late = housekeeping(&held, "u", at("2027-02-01T09:00:00+08:00"), &rules());
+    let kinds: Vec<Reason> = late.iter().map(|p| p.reason).collect();
+    assert_eq!(kinds, vec![Reason::Release, Reason::Expire]);
+    assert_eq!(late[1].delta, -100, "the January bucket, released then expired");
+}
+
+#[test]
+fn refuses_zero_oversized_and_overflow() {
+    let a = Account {
+        balance: i64::MAX - 5,
+        buckets: BTreeMap::from([(day("2027-01-31"), i64::MAX - 5)]),
+        ..Account::default()
+    };
+    assert_eq!(
+        post(
+            &a,
+            Posting::new(6, Reason::Grant, "r", "k"),
+            "2026-01-10T12:00:00+08:00"
+        )
+        .unwrap_err(),
+        DomainError::Overflow
+    );
+    let z = Account::default();
+    assert!(matches!(
+        post(
+            &z,
+            Posting::new(0, Reason::Grant, "r", "k"),
+            "2026-01-10T12:00:00Z"
+        ),
+        Err(DomainError::Invalid { .. })
+    ));
+    assert!(matches!(
+        post(
+            &z,
+            Posting::new(MAX_POSTING + 1, Reason::Grant, "r", "k"),
+            "2026-01-10T12:00:00Z"
+        ),
+        Err(DomainError::Invalid { .. })
+    ));
+    assert!(matches!(
+        post(
+            &z,
+            Posting::new(i64::MIN, Reason::Grant, "r", "k"),
+            "2026-01-10T12:00:00Z"
+        ),
+        Err(DomainError::Invalid { .. })
+    ));
+}
+
+// ---- Property test against a reference model --------------------------------------------------
+
+/// Naive model: a list of lots (last valid day, points), a debt, holds as lists of lots.
+#[derive(Default, Clone)]
+struct Model {
+    lots: Vec<(NaiveDate, i64)>,
+    debt: i64,
+    holds: BTreeMap<String, Vec<(NaiveDate, i64)>>,
+}
+
+impl Model {
+    fn balance(&self) -> i64 {
+        self.lots.iter().map(|l| l.1).sum::<i64>() - self.debt
+    }
+    fn totals(&self) -> BTreeMap<NaiveDate, i64> {
+        let mut t = BTreeMap::new();
+        for (d, p) in &self.lots {
+            *t.entry(*d).or_insert(0) += p;
+        }
+        t.retain(|_, p| *p > 0);
+        t
+    }
+    fn add(&mut self, d: NaiveDate, mut p: i64) {
+        let pay = self.debt.min(p);
+        self.debt -= pay;
+        p -= pay;
+        if p > 0 {
+            self.lots.push((d, p));
+        }
+    }
+    fn take(&mut self, mut n: i64, first: Option<NaiveDate>) -> (Vec<(NaiveDate, i64)>, i64) {
+        self.lots.sort_by_key(|l| (Some(l.0) != first, l.0));
+        let mut taken = Vec::new();
+        for lot in self.lots.iter_mut() {
+            let t = lot.1.min(n);
+            if t > 0 {
+                lot.1 -= t;
+                n -= t;
+                taken.push((lot.0, t));
+            }
+        }
+        self.lots.retain(|l| l.1 > 0);
+        (taken, n)
+    }
+    fn housekeeping(
+        &mut self,
+        today: NaiveDate,
+        now: DateTime<Utc>,
+        deadlines: &BTreeMap<String, DateTime<Utc>>,
+    ) {
+        let due: Vec<String> = self
+            .holds
+            .keys()
+            .filter(|h| deadlines[*h] <= now)
+            .cloned()
+            .collect();
+        for h in due {
+            for (d, p) in self.holds.remove(&h).unwrap() {
+                self.add(d, p);
+            }
+        }
+        self.lots.retain(|l| l.0 >= today);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Earn(i64),
+    Spend(i64),
+    Hold(i64),
+    Capture(usize),
+    Release(usize),
+    Reverse(i64, usize),
+    Jump(u32),
+    /// To the first second of a coming local month (plus some seconds): expiry boundaries.
+    ToMonthStart(u32, u32),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1i64..500).prop_map(Op::Earn),
+        3 => (1i64..400).prop_map(Op::Spend),
+        2 => (1i64..300).prop_map(Op::Hold),
+        1 => (0usize..8).prop_map(Op::Capture),
+        1 => (0usize..8).prop_map(Op::Release),
+        2 => ((1i64..400), (0usize..8)).prop_map(|(n, g)| Op::Reverse(n, g)),
+        3 => (0u32..120).prop_map(Op::Jump),
+        2 => ((1u32..15), (0u32..3)).prop_map(|(m, s)| Op::ToMonthStart(m, s)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// For any sequence of grants, spends, holds, captures, releases, reversals and clock jumps:
+    /// the balance equals the sum of the ledger and the model's; buckets equal the model's; no
+    /// expired point is ever spent or held; spending takes the soonest-expiring points first.
+    #[test]
+    fn matches_the_reference_model(ops in prop::collection::vec(op(), 1..80)) {
+        let r = rules();
+        let mut now = at("2026-01-15T04:00:00Z");
+        let mut account = Account::default();
+        let mut model = Model::default();
+        let mut entries: Vec<LedgerEntry> = Vec::new();
+        let mut grants: Vec<NaiveDate> = Vec::new();
+        let mut hold_ids: Vec<String> = Vec::new();
+        let mut deadlines = BTreeMap::new();
+        for (i, op) in ops.into_iter().enumerate() {
+            let today = r.today(now);
+            // What the engine does before every decision.
+            for p in housekeeping(&account, "u", now, &r) {
+                let (next, e) = apply(&account, &p, now, &r, format!("h{i}")).unwrap();
+                account = next;
+                entries.push(e);
+            }
+            model.housekeeping(today, now, &deadlines);
+            prop_assert!(account.buckets.keys().all(|d| *d >= today), "expired points left after housekeeping");
+            let before = account.buckets.clone();
+            let posting = match &op {
+                Op::Earn(n) => Some(Posting::new(*n, Reason::Grant, "g", format!("g{i}"))),
+                Op::Spend(n) => Some(Posting::new(-n, Reason::Makeup, "s", format!("s{i}"))),
+                Op::Hold(n) => {
+                    let id = format!("h{i}");
+                    Some(Posting::new(-n, Reason::Hold, "o", format!("hold{i}"))
+                        .with_kind(Kind::Hold { hold_id: id, expires_at: now + Duration::minutes(30) }))
+                }
+                Op::Capture(k) => hold_ids.get(*k).map(|id| {
+                    Posting::new(0, Reason::Capture, "o", format!("c{i}")).with_kind(Kind::Capture { hold_id: id.clone() })
+                }),
+                Op::Release(k) => hold_ids.get(*k).map(|id| {
+                    let amount = account.holds.get(id).map_or(1, |h| h.amount);
+                    Posting::new(amount, Reason::Release, "o", format!("r{i}")).with_kind(Kind::Release { hold_id: id.clone() })
+                }),
+                Op::Reverse(n, g) => grants.get(*g).map(|b| {
+                    Posting::new(-n, Reason::Reversal, "v", format!("v{i}")).with_kind(Kind::Reverse { bucket: Some(*b) })
+                }),
+                Op::Jump(minutes_x10) => {
+                    now += Duration::minutes(i64::from(*minutes_x10) * 10 + 1) + Duration::days(i64::from(*minutes_x10 % 7) * 9);
+                    None
+                }
+                Op::ToMonthStart(months, seconds) => {
+                    let first = today.with_day(1).unwrap().checked_add_months(Months::new(*months)).unwrap();
+                    let local = first.and_hms_opt(0, 0, *seconds).unwrap();
+                    now = local.and_local_timezone(r.zone).unwrap().with_timezone(&Utc) - Duration::seconds(1);
+                    None
+                }
+            };
+            let Some(posting) = posting else { continue };
+            match apply(&account, &posting, now, &r, format!("e{i}")) {
+                Ok((next, entry)) => {
+                    match &op {
+                        Op::Earn(n) => {
+                            model.add(r.bucket_for(now), *n);
+                            grants.push(r.bucket_for(now));
+                        }
+                        Op::Spend(n) | Op::Hold(n) => {
+                            let (taken, short) = model.take(*n, None);
+                            prop_assert_eq!(short, 0);
+                            // Soonest first: everything before the last bucket touched is used up.
+                            let last = taken.last().map(|t| t.0).unwrap();
+                            prop_assert!(next.buckets.keys().all(|d| *d >= last));
+                            prop_assert!(taken.iter().all(|t| t.0 >= today), "an expired point was spent");
+                            if let Op::Hold(_) = op {
+                                model.holds.insert(format!("h{i}"), taken);
+                                hold_ids.push(format!("h{i}"));
+                                deadlines.insert(format!("h{i}"), now + Duration::minutes(30));
+                            }
+                        }
+                        Op::Capture(k) => {
+                            prop_assert!(model.holds.remove(&hold_ids[*k]).is_some());
+                        }
+                        Op::Release(k) => {
+                            for (d, p) in model.holds.remove(&hold_ids[*k]).unwrap() {
+                                model.add(d, p);
+                            }
+                        }
+                        Op::Reverse(n, g) => {
+                            let (_, short) = model.take(*n, Some(grants[*g]));
+                            model.debt += short;
+                        }
+                        Op::Jump(_) | Op::ToMonthStart(..) => unreachable!(),
+                    }
+                    let _ = before;
+                    account = next;
+                    entries.push(entry);
+                }
+                Err(DomainError::InsufficientPoints { balance, needed }) => {
+                    prop_assert!(matches!(op, Op::Spend(_) | Op::Hold(_)));
+                    prop_assert!(model.debt > 0 || needed > balance);
+                }
+                Err(DomainError::HoldNotActive) => {
+                    let k = match op { Op::Capture(k) | Op::Release(k) => k, _ => usize::MAX };
+                    prop_assert!(!model.holds.contains_key(&hold_ids[k]));
+                }
+                Err(e) => prop_assert!(false, "unexpected {:?} for {:?}", e, op),
+            }
+            let sum: i64 = entries.iter().map(|e| e.delta).sum();
+            prop_assert_eq!(account.balance, sum, "balance = Σ ledger");
+            prop_assert_eq!(account.balance, model.balance());
+            prop_assert_eq!(account.debt, model.debt);
+            prop_assert_eq!(&account.buckets, &model.totals());
+            prop_assert!(account.debt == 0 || account.buckets.is_empty());
+            prop_assert_eq!(account.seq, entries.len() as u64);
+            let _ = Days::new(0);
+        }
+    }
+}
