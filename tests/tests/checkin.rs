@@ -313,6 +313,12 @@ async fn campaigns_are_admin_configured() {
     put(admin.clone(), bad)
         .await
         .assert_problem(400, "invalid-request");
+    let mut bad = winter.clone();
+    bad["makeup"]["lookback_days"] = json!(-1);
+    put(admin.clone(), bad).await.assert_problem(422, "invalid-value");
+    let mut bad = winter.clone();
+    bad["milestones"][0]["days"] = json!(-5);
+    put(admin.clone(), bad).await.assert_problem(422, "invalid-value");
     let text = api
         .send(
             api.request(Method::PUT, "/v1/admin/checkin-campaigns/winter")

@@ -151,6 +151,9 @@ async fn refusals_are_problem_json_and_change_nothing() {
     api.get("/v1/points/ledger?limit=101", Some(&alice), None)
         .await
         .assert_problem(422, "invalid-value");
+    api.get("/v1/points/ledger?limit=-1", Some(&alice), None)
+        .await
+        .assert_problem(422, "invalid-value");
     api.get("/v1/points/ledger?cursor=not-a-cursor", Some(&alice), None)
         .await
         .assert_problem(400, "invalid-request");

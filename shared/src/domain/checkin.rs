@@ -353,9 +353,10 @@ impl StreakState {
             .collect();
         runs.push(joined);
         runs.sort_by_key(|r| r.start);
-        // Runs that ended before any make-up can reach them can never change again.
+        // Runs that ended before any make-up can reach them can never change again (two days of
+        // margin: a campaign's zone may change and move "today" back by up to a day).
         let horizon = today
-            .checked_sub_days(Days::new(u64::from(MAX_LOOKBACK_DAYS) + 1))
+            .checked_sub_days(Days::new(u64::from(MAX_LOOKBACK_DAYS) + 3))
             .unwrap_or(today);
         runs.retain(|r| r.end >= horizon);
         let mut makeups = self.makeups.clone();
@@ -405,7 +406,11 @@ pub fn make_up(
     let today = campaign.today(now);
     let lookback = u64::from(campaign.makeup.lookback_days);
     let earliest = today.checked_sub_days(Days::new(lookback)).unwrap_or(today);
-    if date >= today || date < earliest || campaign.start.is_some_and(|s| date < s) {
+    if date >= today
+        || date < earliest
+        || campaign.start.is_some_and(|s| date < s)
+        || campaign.end.is_some_and(|e| date > e)
+    {
         return Err(DomainError::OutsideMakeupWindow {
             lookback_days: campaign.makeup.lookback_days,
         });

@@ -69,6 +69,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
 /// Like [`json_body`], but an empty body (with or without a content-type) means `{}`.
 pub fn json_body_or_default<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
+    check_size(bytes)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return parse(b"{}");
     }
@@ -107,6 +108,14 @@ fn check_content_type(req: &Request) -> Result<(), ApiError> {
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        // A number out of its type's range or an unknown enum value: well-formed, invalid → 422.
+        serde_json::error::Category::Data
+            if e.to_string().starts_with("invalid value:")
+                || e.to_string().starts_with("unknown variant") =>
+        {
+            ApiError::invalid_value(e.to_string())
+        }
+        // Unknown or missing fields, wrong types → 400.
         serde_json::error::Category::Data => ApiError::invalid_request(e.to_string()),
         _ => ApiError::malformed_json(e.to_string()),
     })
@@ -125,10 +134,13 @@ pub fn query_param<T: FromStr>(req: &Request, name: &str) -> Result<Option<T>, A
     let params = req.query_string_parameters_ref();
     match params.and_then(|p| p.first(name)) {
         None => Ok(None),
-        Some(raw) => raw
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::invalid_request(format!("query parameter {name} has the wrong type"))),
+        Some(raw) => raw.parse().map(Some).map_err(|_| {
+            if raw.parse::<i128>().is_ok() {
+                ApiError::invalid_value(format!("query parameter {name} is out of range"))
+            } else {
+                ApiError::invalid_request(format!("query parameter {name} has the wrong type"))
+            }
+        }),
     }
 }
 

@@ -60,11 +60,15 @@ pub struct CheckinMonth {
 }
 
 /// A stored config, or the built-in `daily`, or 404.
-fn campaign_from(id: &str, stored: Option<CampaignConfig>) -> Result<Campaign, DomainError> {
+fn campaign_from(id: &str, stored: Option<CampaignConfig>) -> Result<Campaign, crate::Error> {
     match stored {
-        Some(config) => config.validate(id),
-        None if id == DEFAULT_CAMPAIGN => CampaignConfig::default_daily().validate(id),
-        None => Err(DomainError::NotFound("campaign")),
+        // A stored config was valid when stored; if it no longer validates that is our fault (a
+        // rule or the zone data changed), not the member's: 500, without the config's details.
+        Some(config) => config.validate(id).map_err(|e| {
+            StoreError::Internal(format!("stored campaign {id} no longer validates: {e}")).into()
+        }),
+        None if id == DEFAULT_CAMPAIGN => Ok(CampaignConfig::default_daily().validate(id)?),
+        None => Err(DomainError::NotFound("campaign").into()),
     }
 }
 

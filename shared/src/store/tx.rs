@@ -31,6 +31,8 @@ use crate::domain::{DomainError, UserId};
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Attempts before a contended operation gives up with [`StoreError::Contention`] (→ 503).
 const MAX_ATTEMPTS: u32 = 40;
+/// Time after which no new attempt starts, so a request ends well inside the 10 s Lambda timeout.
+const DEADLINE: Duration = Duration::from_secs(5);
 
 /// What was read before deciding. `account` is already brought up to date as of `now`.
 #[derive(Debug, Clone)]
@@ -164,9 +166,13 @@ impl Store {
     where
         F: FnMut(&Snapshot) -> Result<Decision<T>, crate::Error>,
     {
+        let started = std::time::Instant::now();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
+                if started.elapsed() > DEADLINE {
+                    return Err(StoreError::Contention(attempt).into());
+                }
             }
             let (stored, exists, items) = self.read_raw(user, extra).await?;
             let (account, housekeeping) = self.bring_up_to_date(user, &stored, now)?;

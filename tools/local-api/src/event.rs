@@ -64,9 +64,11 @@ fn percent_decode(s: &str) -> String {
 /// string, arrays as `[a b]`.
 pub fn claims_from_bearer(headers: &HeaderMap) -> Option<HashMap<String, String>> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    // API Gateway's JWT authorizer takes the token with or without the "Bearer " prefix.
     let token = value
         .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))?;
+        .or_else(|| value.strip_prefix("bearer "))
+        .unwrap_or(value);
     let payload = token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     let Value::Object(map) = serde_json::from_slice::<Value>(&bytes).ok()? else {
@@ -143,6 +145,11 @@ pub fn build(
                 .collect()
         })
         .unwrap_or_default();
+    // API Gateway adds the forwarding headers.
+    headers
+        .entry("x-forwarded-for")
+        .or_insert_with(|| Value::String(incoming.source_ip.clone()));
+    headers.insert("x-forwarded-proto".into(), Value::String("http".into()));
     let user_agent = headers
         .get("user-agent")
         .cloned()

@@ -300,6 +300,16 @@ fn campaign_dates_bound_checkins() {
     );
     let s = checkin_at(&c, &s, "2026-11-11T12:00:00+08:00").2;
     assert_eq!(
+        make_up(&c, &s, date("2026-11-20"), instant("2026-11-22T12:00:00+08:00")).unwrap(),
+        make_up(&c, &s, date("2026-11-20"), instant("2026-11-22T12:00:00+08:00")).unwrap(),
+        "the last day can be made up after the end"
+    );
+    assert_eq!(
+        make_up(&c, &s, date("2026-11-21"), instant("2026-11-23T12:00:00+08:00")).unwrap_err(),
+        DomainError::OutsideMakeupWindow { lookback_days: 7 },
+        "after the end"
+    );
+    assert_eq!(
         make_up(&c, &s, date("2026-11-09"), instant("2026-11-12T12:00:00+08:00")).unwrap_err(),
         DomainError::OutsideMakeupWindow { lookback_days: 7 },
         "before the start"
