@@ -93,15 +93,23 @@ async fn fifty_concurrent_credits_with_different_keys_all_land_and_sum_up() {
         assert!(matches!(t.await.unwrap().unwrap(), TxOutcome::Committed { .. }));
     }
     let entries = all_entries(&env, &u).await;
-    assert_eq!(entries.len(), 50);
+    let grants = entries.iter().filter(|e| e.reason == Reason::Grant).count();
+    let tier_moves: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.reason == Reason::TierChange)
+        .map(|e| e.reference.as_str())
+        .collect();
+    // 1 + 2 + … + 50 = 1275 earned: the member passed 500 once (New -> Ordinary).
+    assert_eq!((grants, tier_moves), (50, vec!["New -> Ordinary"]));
     let sum: i64 = entries.iter().map(|e| e.delta).sum();
     assert_eq!(sum, (1..=50).sum::<i64>());
     let account = env.app.store.account(&u, e2e::fixed_now()).await.unwrap();
     assert_eq!(account.balance, sum);
-    assert_eq!(account.seq, 50);
-    // Newest first, seq 50..1 without gaps, each balance_after the running total.
+    assert_eq!(account.seq, 51);
+    assert_eq!(account.tier.as_deref(), Some("Ordinary"));
+    // Newest first, seq 51..1 without gaps, each balance_after the running total.
     let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=50).rev().collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=51).rev().collect::<Vec<_>>());
     let mut running = 0;
     for e in entries.iter().rev() {
         running += e.delta;

@@ -148,8 +148,8 @@ pub enum Kind {
     Reverse { bucket: Option<NaiveDate> },
     /// A bucket reached its end (delta = minus what was left in it).
     Expire { bucket: NaiveDate },
-    /// A history note with no balance change (a tier change).
-    Note,
+    /// The member moved to tier `to` (a history note, delta 0).
+    TierChange { to: String },
 }
 
 /// How an earned amount was computed: the base and the multipliers applied (basis points).
@@ -171,6 +171,10 @@ pub struct Posting {
     /// The deterministic key that makes this posting happen at most once, ever.
     pub business_key: String,
     pub detail: Option<EarnDetail>,
+    /// Free text from the caller (why an admin granted or reversed points).
+    pub note: Option<String>,
+    /// Who made a manual change (`admin:<sub>` or `service:<client id>`).
+    pub by: Option<String>,
 }
 
 /// One immutable line of the ledger.
@@ -197,6 +201,12 @@ pub struct LedgerEntry {
     /// For holds, captures and releases.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_id: Option<String>,
+    /// Free text from the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Who made a manual change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 impl Posting {
@@ -214,6 +224,8 @@ impl Posting {
             reference: reference.into(),
             business_key: business_key.into(),
             detail: None,
+            note: None,
+            by: None,
         }
     }
 
@@ -287,7 +299,7 @@ pub fn apply(
     if posting.business_key.is_empty() || posting.business_key.len() > 512 {
         return Err(DomainError::invalid("business_key", "must be 1-512 bytes"));
     }
-    let zero_ok = matches!(posting.kind, Kind::Capture { .. } | Kind::Note);
+    let zero_ok = matches!(posting.kind, Kind::Capture { .. } | Kind::TierChange { .. });
     if (delta == 0) != zero_ok {
         return Err(DomainError::invalid("amount", "must not be zero"));
     }
@@ -370,7 +382,7 @@ pub fn apply(
                 ));
             }
         }
-        Kind::Note => {}
+        Kind::TierChange { to } => next.tier = Some(to.clone()),
     }
     next.balance = overflow(next.balance.checked_add(delta))?;
     next.seq = overflow(next.seq.checked_add(1))?;
@@ -387,6 +399,8 @@ pub fn apply(
         factors_bps: posting.detail.as_ref().map(|d| d.factors_bps.clone()),
         expires_after,
         hold_id,
+        note: posting.note.clone(),
+        by: posting.by.clone(),
     };
     Ok((next, entry))
 }

@@ -4,6 +4,7 @@ pub mod checkin;
 mod error;
 pub mod ids;
 pub mod ledger;
+pub mod tiers;
 
 pub use error::DomainError;
 pub use ids::UserId;

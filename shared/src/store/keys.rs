@@ -75,6 +75,16 @@ pub fn checkin_day_prefix(campaign: &str) -> String {
     format!("CHECKIN#{campaign}#")
 }
 
+/// The tier ladder and the seat counts of capped tiers.
+pub fn tiers() -> Key {
+    Key::new("CONFIG".to_owned(), "TIERS")
+}
+
+/// All earn multiplier windows.
+pub fn multipliers() -> Key {
+    Key::new("CONFIG".to_owned(), "MULTIPLIERS")
+}
+
 pub fn warmup() -> Key {
     Key::new("WARMUP".to_owned(), "WARMUP")
 }

@@ -24,7 +24,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{Item, Key, Store, StoreError, classify, from_item, keys, to_item_with_key};
-use crate::domain::ledger::{self, Account, LedgerEntry, Posting};
+use crate::domain::ledger::{self, Account, Kind, LedgerEntry, Posting, Reason};
+use crate::domain::tiers::{self, Multipliers, TierState};
 use crate::domain::{DomainError, UserId};
 
 /// DynamoDB's limit on actions in one transaction.
@@ -174,9 +175,15 @@ impl Store {
                     return Err(StoreError::Contention(attempt).into());
                 }
             }
-            let (stored, exists, items) = self.read_raw(user, extra).await?;
+            let (stored, exists, items) = self.read_raw(user, &with_config(extra)).await?;
             let (account, housekeeping) = self.bring_up_to_date(user, &stored, now)?;
             let snapshot = Snapshot { account, items };
+            let tier_state: TierState = snapshot.get(&keys::tiers())?.unwrap_or_default();
+            let multipliers: Multipliers = snapshot.get(&keys::multipliers())?.unwrap_or_default();
+            let config = Config {
+                tiers: &tier_state,
+                multipliers: &multipliers,
+            };
             let plan = match decide(&snapshot)? {
                 Decision::Nothing(output) if housekeeping.is_empty() => {
                     return Ok(TxOutcome::Nothing(output));
@@ -191,7 +198,7 @@ impl Store {
             };
             let nothing = plan.postings.is_empty() && plan.writes.is_empty();
             match self
-                .try_commit(user, &stored, exists, housekeeping, plan, now)
+                .try_commit(user, &stored, exists, housekeeping, plan, config, now)
                 .await?
             {
                 Attempt::Retry => continue,
@@ -342,6 +349,7 @@ impl Store {
         Ok(found)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn try_commit<T>(
         &self,
         user: &UserId,
@@ -349,13 +357,21 @@ impl Store {
         exists: bool,
         housekeeping: Vec<Posting>,
         plan: Plan<T>,
+        config: Config<'_>,
         now: DateTime<Utc>,
     ) -> Result<Attempt<T>, crate::Error> {
         let mut actions: Vec<(TransactWriteItem, Role)> = Vec::new();
+        let Completed {
+            postings,
+            primary,
+            seats,
+        } = self.complete(user, stored, housekeeping, plan.postings, config, now)?;
+        if let Some(action) = seats {
+            actions.push((action, Role::Feature(OnConflict::Retry)));
+        }
         let mut account = stored.clone();
-        let mut entries = Vec::with_capacity(housekeeping.len() + plan.postings.len());
-        let primary = plan.postings.first().map(|p| p.business_key.clone());
-        for posting in housekeeping.iter().chain(plan.postings.iter()) {
+        let mut entries = Vec::with_capacity(postings.len());
+        for posting in &postings {
             let entry_id = ulid::Ulid::from_datetime(now.into()).to_string();
             let (next, entry) = ledger::apply(&account, posting, now, &self.rules, entry_id)?;
             account = next;
@@ -453,6 +469,72 @@ impl Store {
             .await
     }
 
+    /// The postings to write: the housekeeping that is due, the plan's postings priced (tier ×
+    /// multiplier windows, for purchases and check-ins), and a tier change if growth moved the
+    /// member; with the seat-count write when a capped tier gains or loses a member.
+    fn complete(
+        &self,
+        user: &UserId,
+        stored: &Account,
+        housekeeping: Vec<Posting>,
+        planned: Vec<Posting>,
+        config: Config<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Completed, crate::Error> {
+        let tier_config = config.tiers.config();
+        let mut account = stored.clone();
+        for posting in &housekeeping {
+            account = ledger::apply(&account, posting, now, &self.rules, String::new())?.0;
+        }
+        let mut postings = housekeeping;
+        let mut primary = None;
+        for posting in planned {
+            let tier = tier_config.tier(account.tier.as_deref());
+            if let Some(priced) = tiers::price(posting, tier, config.multipliers, now)? {
+                account = ledger::apply(&account, &priced, now, &self.rules, String::new())?.0;
+                primary.get_or_insert_with(|| priced.business_key.clone());
+                postings.push(priced);
+            }
+        }
+        let mut seats = None;
+        if !postings.is_empty()
+            && let Some(tier_move) = tiers::evaluate(
+                &tier_config,
+                config.tiers,
+                account.tier.as_deref(),
+                account.lifetime_earned,
+            )
+        {
+            let note = Posting::new(
+                0,
+                Reason::TierChange,
+                format!("{} -> {}", tier_move.from, tier_move.to),
+                format!("tier#{user}#{}", account.seq + 1),
+            );
+            postings.push(note.with_kind(Kind::TierChange {
+                to: tier_move.to.clone(),
+            }));
+            if tier_move.seats != config.tiers.seats {
+                let next = TierState {
+                    config: config.tiers.config.clone(),
+                    seats: tier_move.seats,
+                    version: config.tiers.version + 1,
+                };
+                let expected = (config.tiers.version > 0).then_some(config.tiers.version);
+                seats = Some(put_versioned(
+                    &self.table,
+                    to_item_with_key(&keys::tiers(), &next)?,
+                    expected,
+                )?);
+            }
+        }
+        Ok(Completed {
+            postings,
+            primary,
+            seats,
+        })
+    }
+
     /// Decides what a cancelled transaction means from its per-action reasons.
     async fn read_cancellation<T>(
         &self,
@@ -518,6 +600,31 @@ impl Store {
             Err(StoreError::Internal("transaction cancelled without a reason".into()).into())
         }
     }
+}
+
+/// The configuration every ledger decision needs, read with the account.
+#[derive(Clone, Copy)]
+struct Config<'a> {
+    tiers: &'a TierState,
+    multipliers: &'a Multipliers,
+}
+
+/// What [`Store::complete`] returns.
+struct Completed {
+    postings: Vec<Posting>,
+    primary: Option<String>,
+    seats: Option<TransactWriteItem>,
+}
+
+/// `extra` plus the tier and multiplier configuration items.
+fn with_config(extra: &[Key]) -> Vec<Key> {
+    let mut keys = extra.to_vec();
+    for key in [keys::tiers(), keys::multipliers()] {
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
 }
 
 /// A put that fails if the item exists.
