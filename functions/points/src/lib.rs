@@ -3,16 +3,18 @@
 //! | route                    | answer                                                        |
 //! |--------------------------|---------------------------------------------------------------|
 //! | `GET /v1/points`         | balance, held, lifetime earned, next expiry, expiring by month |
+//! | `GET /v1/me`             | the home screen: points, tier and progress, today's check-in  |
 //! | `GET /v1/points/ledger`  | entries newest first; `?limit=` (1–100, default 20), `?cursor=` |
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use serde::Serialize;
 use shared::App;
+use shared::domain::checkin::{DEFAULT_CAMPAIGN, StreakView};
 use shared::domain::ledger::{Account, LedgerEntry, LedgerRules};
 use shared::http::{self, ApiError, Request, Response, cursor};
 
 /// The routes this function serves, as API Gateway route keys (checked against template.yaml).
-pub const ROUTES: &[&str] = &["GET /v1/points", "GET /v1/points/ledger"];
+pub const ROUTES: &[&str] = &["GET /v1/points", "GET /v1/points/ledger", "GET /v1/me"];
 
 const CURSOR_KIND: &str = "ledger";
 
@@ -26,6 +28,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
     match http::route_key(req).as_str() {
         "GET /v1/points" => balance(app, req, now).await,
         "GET /v1/points/ledger" => ledger(app, req).await,
+        "GET /v1/me" => me(app, req, now).await,
         other => Err(ApiError::not_found(format!("no route {other}"))),
     }
 }
@@ -108,5 +111,70 @@ async fn ledger(app: &App, req: &Request) -> Result<Response, ApiError> {
     http::ok(&LedgerPage {
         entries: page.entries,
         next_cursor: page.next.map(|seq| cursor::encode(CURSOR_KIND, seq)),
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct NextTier {
+    name: String,
+    points_needed: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct Tier {
+    name: String,
+    multiplier_bps: u32,
+    extra_daily_spins: u32,
+    next: Option<NextTier>,
+}
+
+#[derive(Debug, Serialize)]
+struct Checkin {
+    campaign_id: &'static str,
+    #[serde(flatten)]
+    view: StreakView,
+}
+
+#[derive(Debug, Serialize)]
+struct Me {
+    user_id: String,
+    points: Balance,
+    tier: Tier,
+    checkin: Checkin,
+    /// Filled by the contests, draws and referrals features.
+    contests: Vec<serde_json::Value>,
+    draws: Vec<serde_json::Value>,
+    referral_code: Option<String>,
+}
+
+/// The app's home screen in one call: one batch read (plus a write only when a hold release or
+/// an expiry is due).
+async fn me(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
+    let user = http::member(req)?;
+    let home = app.store.home(&user, now).await?;
+    let config = home.tiers.config();
+    let current = config.tier(home.account.tier.as_deref());
+    let next = config
+        .next(home.account.tier.as_deref(), home.account.lifetime_earned)
+        .map(|(t, need)| NextTier {
+            name: t.name.clone(),
+            points_needed: need,
+        });
+    http::ok(&Me {
+        user_id: user.to_string(),
+        points: balance_view(&home.account, app.store.rules(), now),
+        tier: Tier {
+            name: current.name.clone(),
+            multiplier_bps: current.multiplier_bps,
+            extra_daily_spins: current.extra_daily_spins,
+            next,
+        },
+        checkin: Checkin {
+            campaign_id: DEFAULT_CAMPAIGN,
+            view: home.checkin,
+        },
+        contests: vec![],
+        draws: vec![],
+        referral_code: None,
     })
 }

@@ -26,6 +26,12 @@ pub enum DomainError {
     /// A capture or release of a hold that is not open (captured, released, or timed out).
     #[error("the hold is not active")]
     HoldNotActive,
+    /// An idempotency key sent again with a different request.
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    /// A reversal of a grant that has nothing left to take back.
+    #[error("the grant is already fully reversed")]
+    GrantFullyReversed,
     /// Integer arithmetic would overflow: the operation is refused rather than wrapped.
     #[error("amount would overflow")]
     Overflow,

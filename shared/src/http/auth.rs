@@ -49,6 +49,23 @@ pub fn member(req: &Request) -> Result<UserId, ApiError> {
     }
 }
 
+/// The scope a shop backend's client-credentials token needs for the points write routes.
+pub const POINTS_WRITE_SCOPE: &str = "campaign/points.write";
+
+/// A trusted writer of points: an admin, or a service token with [`POINTS_WRITE_SCOPE`]. Returns
+/// how the caller is named in keys and on ledger entries: `admin:<sub>` or `service:<client id>`.
+pub fn points_writer(req: &Request) -> Result<String, ApiError> {
+    match caller(req)? {
+        Caller::Member { user, admin: true } => Ok(format!("admin:{user}")),
+        Caller::Service { client_id, scopes } if scopes.iter().any(|s| s == POINTS_WRITE_SCOPE) => {
+            Ok(format!("service:{client_id}"))
+        }
+        _ => Err(ApiError::forbidden(format!(
+            "this route is for admins and services with scope {POINTS_WRITE_SCOPE}"
+        ))),
+    }
+}
+
 /// The calling admin; 403 for anyone else.
 pub fn admin(req: &Request) -> Result<UserId, ApiError> {
     match caller(req)? {
@@ -64,6 +81,9 @@ pub(crate) fn caller_from_claims(claims: &HashMap<String, String>) -> Result<Cal
         && claim("username").is_none()
         && claim("cognito:username").is_none()
     {
+        if UserId::parse(client_id).is_err() {
+            return Err(ApiError::unauthenticated("the client_id claim is malformed"));
+        }
         let scopes = claim("scope")
             .unwrap_or_default()
             .split_whitespace()

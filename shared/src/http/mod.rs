@@ -5,11 +5,11 @@ mod auth;
 mod problem;
 mod request;
 
-pub use auth::{Caller, admin, caller, member};
+pub use auth::{Caller, POINTS_WRITE_SCOPE, admin, caller, member, points_writer};
 pub use problem::{ApiError, PROBLEM_CONTENT_TYPE, respond};
 pub use request::{
-    DEBUG_NOW_HEADER, MAX_BODY_BYTES, cursor, json_body, json_body_or_default, now, path_param, query_param,
-    request_id, route_key,
+    DEBUG_NOW_HEADER, MAX_BODY_BYTES, cursor, idempotency_key, json_body, json_body_and_value,
+    json_body_or_default, now, path_param, query_param, request_digest, request_id, route_key,
 };
 
 use lambda_http::Body;
@@ -27,6 +27,15 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response, ApiError> {
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Body::Text(text))
+        .map_err(|e| ApiError::internal(format!("build response: {e}")))
+}
+
+/// A response whose JSON body is already serialized (an idempotent call's stored answer).
+pub fn raw_json(status: u16, body: String) -> Result<Response, ApiError> {
+    lambda_http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(body))
         .map_err(|e| ApiError::internal(format!("build response: {e}")))
 }
 

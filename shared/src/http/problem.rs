@@ -106,6 +106,18 @@ impl From<DomainError> for ApiError {
             DomainError::HoldNotActive => {
                 ApiError::new(409, "hold-not-active", "Hold not active", err.to_string())
             }
+            DomainError::IdempotencyKeyReused => ApiError::new(
+                409,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+                err.to_string(),
+            ),
+            DomainError::GrantFullyReversed => ApiError::new(
+                409,
+                "grant-fully-reversed",
+                "Grant fully reversed",
+                err.to_string(),
+            ),
             DomainError::NotMissed => ApiError::new(409, "not-missed", "Date not missed", err.to_string()),
             DomainError::MakeupLimitReached { .. } => ApiError::new(
                 409,

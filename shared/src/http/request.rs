@@ -107,18 +107,62 @@ fn check_content_type(req: &Request) -> Result<(), ApiError> {
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+    serde_json::from_slice(bytes).map_err(serde_error)
+}
+
+/// Maps a serde_json error to 400 or 422.
+fn serde_error(e: serde_json::Error) -> ApiError {
+    let text = e.to_string();
+    match e.classify() {
         // A number out of its type's range or an unknown enum value: well-formed, invalid → 422.
         serde_json::error::Category::Data
-            if e.to_string().starts_with("invalid value:")
-                || e.to_string().starts_with("unknown variant") =>
+            if text.starts_with("invalid value:") || text.starts_with("unknown variant") =>
         {
-            ApiError::invalid_value(e.to_string())
+            ApiError::invalid_value(text)
         }
         // Unknown or missing fields, wrong types → 400.
-        serde_json::error::Category::Data => ApiError::invalid_request(e.to_string()),
-        _ => ApiError::malformed_json(e.to_string()),
-    })
+        serde_json::error::Category::Data => ApiError::invalid_request(text),
+        _ => ApiError::malformed_json(text),
+    }
+}
+
+/// Like [`json_body`], and also the body as a JSON value (for [`request_digest`]).
+pub fn json_body_and_value<T: DeserializeOwned>(req: &Request) -> Result<(T, serde_json::Value), ApiError> {
+    let value: serde_json::Value = json_body(req)?;
+    let typed = serde_json::from_value(value.clone()).map_err(serde_error)?;
+    Ok((typed, value))
+}
+
+/// The `Idempotency-Key` header: required, 1-128 visible ASCII characters without `#`.
+pub fn idempotency_key(req: &Request) -> Result<String, ApiError> {
+    let value = req
+        .headers()
+        .get("idempotency-key")
+        .ok_or_else(|| ApiError::invalid_request("the Idempotency-Key header is required"))?;
+    let key = value.to_str().unwrap_or_default();
+    let ok = !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
+    if ok {
+        Ok(key.to_owned())
+    } else {
+        Err(ApiError::invalid_request(
+            "the Idempotency-Key must be 1-128 visible ASCII characters without '#'",
+        ))
+    }
+}
+
+/// A digest of what a request asks for (route, path parameters and the JSON body with its keys
+/// in a canonical order), to tell a replay from another request that reuses an idempotency key.
+pub fn request_digest(req: &Request, body: &serde_json::Value) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let mut params: Vec<(String, String)> = req
+        .path_parameters_ref()
+        .map(|p| p.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        .unwrap_or_default();
+    params.sort();
+    let canonical = serde_json::json!({ "route": route_key(req), "params": params, "body": body });
+    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }
 
 /// A path parameter of the route (API Gateway always sends the ones its path template names).

@@ -72,7 +72,7 @@ fn campaign_from(id: &str, stored: Option<CampaignConfig>) -> Result<Campaign, c
     }
 }
 
-fn read_campaign_and_state(
+pub(super) fn read_campaign_and_state(
     snapshot: &Snapshot,
     user: &UserId,
     id: &str,
@@ -178,6 +178,7 @@ impl Store {
                     mut output,
                     account,
                     entries,
+                    ..
                 } => {
                     output.balance = account.balance;
                     // What was credited, after any multipliers.

@@ -75,6 +75,21 @@ pub fn checkin_day_prefix(campaign: &str) -> String {
     format!("CHECKIN#{campaign}#")
 }
 
+/// The answer to an API call made with an `Idempotency-Key`, scoped by caller.
+pub fn idempotency(caller: &str, key: &str) -> Key {
+    Key::new(format!("IDEM#{caller}#{key}"), "IDEM")
+}
+
+/// A hold by id (its member, amount and reference), for capture and release.
+pub fn hold(hold_id: &str) -> Key {
+    Key::new(format!("HOLD#{hold_id}"), "HOLD")
+}
+
+/// How much of a grant has been reversed.
+pub fn reversed(grant_business_key: &str) -> Key {
+    Key::new(format!("REVERSED#{grant_business_key}"), "REVERSED")
+}
+
 /// The tier ladder and the seat counts of capped tiers.
 pub fn tiers() -> Key {
     Key::new("CONFIG".to_owned(), "TIERS")
@@ -94,6 +109,28 @@ pub mod business {
     use crate::domain::UserId;
 
     use chrono::NaiveDate;
+
+    /// Points granted through the API, keyed by the caller's idempotency key.
+    pub fn grant(caller: &str, idempotency_key: &str) -> String {
+        format!("grant#{caller}#{idempotency_key}")
+    }
+
+    pub fn reversal(caller: &str, idempotency_key: &str) -> String {
+        format!("reversal#{caller}#{idempotency_key}")
+    }
+
+    pub fn hold(hold_id: &str) -> String {
+        format!("hold#{hold_id}")
+    }
+
+    pub fn capture(hold_id: &str) -> String {
+        format!("capture#{hold_id}")
+    }
+
+    /// The same key as an automatic release (see `ledger::housekeeping`): a hold is released once.
+    pub fn release(hold_id: &str) -> String {
+        format!("release#{hold_id}")
+    }
 
     pub fn checkin(campaign: &str, user: &UserId, date: NaiveDate) -> String {
         format!("checkin#{campaign}#{user}#{date}")

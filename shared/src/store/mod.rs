@@ -3,6 +3,7 @@
 mod checkin;
 pub mod keys;
 pub mod ledger;
+mod points;
 mod tx;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use crate::domain::ledger::LedgerRules;
 
 pub use checkin::{CheckinDay, CheckinMonth, CheckinOutcome, MakeupOutcome};
 pub use keys::Key;
+pub use points::{Attribution, Home, IdempotentCall};
 pub use tx::{
     Decision, GuardRecord, Idempotency, IdempotencyRecord, OnConflict, Plan, Respond, Snapshot, TxOutcome,
     Write,

@@ -125,11 +125,13 @@ pub struct GuardRecord {
 /// How a ledger transaction ended.
 #[derive(Debug, Clone)]
 pub enum TxOutcome<T> {
-    /// Written now. `entries` are all entries written, housekeeping (releases, expiries) first.
+    /// Written now. `entries` are all entries written, housekeeping (releases, expiries) first;
+    /// `response` is the answer stored with the idempotency record, if the plan had one.
     Committed {
         output: T,
         entries: Vec<LedgerEntry>,
         account: Account,
+        response: Option<String>,
     },
     /// `decide` chose to write nothing (housekeeping that was due may have been written).
     Nothing(T),
@@ -211,10 +213,12 @@ impl Store {
                             output: Some(output),
                             entries,
                             account,
+                            response,
                         } => TxOutcome::Committed {
                             output,
                             entries,
                             account,
+                            response,
                         },
                         TxOutcome::Nothing(Some(output)) => TxOutcome::Nothing(output),
                         TxOutcome::Replayed(g) => TxOutcome::Replayed(g),
@@ -418,12 +422,14 @@ impl Store {
             actions.push((TransactWriteItem::builder().put(put).build(), Role::Account));
         }
         let idempotency_key = plan.idempotency.as_ref().map(|i| i.key.clone());
+        let mut response = None;
         if let Some(idem) = plan.idempotency {
             let record = IdempotencyRecord {
                 request_hash: idem.request_hash,
                 response: (idem.respond)(&entries, &account)?,
                 at: now,
             };
+            response = Some(record.response.clone());
             actions.push((
                 put_if_absent(&self.table, to_item_with_key(&idem.key, &record)?)?,
                 Role::Idempotency,
@@ -451,6 +457,7 @@ impl Store {
                     output: plan.output,
                     entries,
                     account,
+                    response,
                 }));
             }
             Err(err) => err,

@@ -25,6 +25,10 @@ fn checkin(app: &App, req: Request) -> HandlerFuture<'_> {
     Box::pin(checkin::handle(app, req))
 }
 
+fn points_admin(app: &App, req: Request) -> HandlerFuture<'_> {
+    Box::pin(points_admin::handle(app, req))
+}
+
 pub fn functions() -> Vec<Function> {
     vec![
         Function {
@@ -36,6 +40,11 @@ pub fn functions() -> Vec<Function> {
             logical_id: "CheckinFunction",
             routes: checkin::ROUTES,
             handler: checkin,
+        },
+        Function {
+            logical_id: "PointsAdminFunction",
+            routes: points_admin::ROUTES,
+            handler: points_admin,
         },
     ]
 }

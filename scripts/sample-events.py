@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Writes events/*.json: one API Gateway HTTP API (payload 2.0) event per route of template.yaml,
+with JWT claims in API Gateway's string form. Run it after adding a route; tests/tests/events.rs
+runs every file through its handler and fails if a route has no file."""
+import json
+import pathlib
+
+EVENTS = pathlib.Path(__file__).resolve().parent.parent / "events"
+COMMON = {"iss": "https://cognito-idp.ap-east-1.amazonaws.com/ap-east-1_EXAMPLE", "auth_time": "1795420800",
+          "exp": "1795424400", "iat": "1795420800"}
+MEMBER = dict(COMMON, **{"sub": "3f1c9a52-7d4e-4b1a-9a55-2f6c1b0e8d11", "cognito:username": "alice",
+                         "aud": "exampleappclientid", "token_use": "id"})
+ADMIN = dict(COMMON, **{"sub": "9b2e4c11-0a3d-4f5e-8c7b-6d5e4f3a2b1c", "cognito:username": "ops-admin",
+                        "cognito:groups": "[admin support]", "aud": "exampleappclientid", "token_use": "id"})
+# A shop backend's OAuth client-credentials access token: no user, a scope.
+SERVICE = dict(COMMON, **{"sub": "shopbackendclient", "client_id": "shopbackendclient", "token_use": "access",
+                          "scope": "campaign/points.write", "version": "2", "jti": "5d1f0a3e-example"})
+# The hold the capture and release samples act on (the events test substitutes a real one).
+SAMPLE_HOLD = "01KAW0M9B4E8Y6T3R1Q2P5N7XZ"
+
+
+def event(method, path, route, qs="", body=None, claims=MEMBER, path_params=None, headers=None):
+    qsp = dict(p.split("=", 1) for p in qs.split("&")) if qs else None
+    e = {
+        "version": "2.0", "routeKey": f"{method} {route}", "rawPath": path, "rawQueryString": qs,
+        "headers": {"accept": "application/json",
+                    "authorization": "Bearer eyJraWQiOiJFWEFNUExFIiwiYWxnIjoiUlMyNTYifQ.e30.EXAMPLE-SIGNATURE",
+                    "host": "abc123.execute-api.ap-east-1.amazonaws.com", "user-agent": "CampaignApp/1.0 (iOS 19)",
+                    "x-debug-now": "2026-11-23T08:00:00Z",
+                    "x-forwarded-for": "203.0.113.7", "x-forwarded-port": "443", "x-forwarded-proto": "https"},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123",
+            "authorizer": {"jwt": {"claims": claims,
+                                   "scopes": claims["scope"].split() if "scope" in claims else None}},
+            "domainName": "abc123.execute-api.ap-east-1.amazonaws.com", "domainPrefix": "abc123",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7",
+                     "userAgent": "CampaignApp/1.0 (iOS 19)"},
+            "requestId": "Zx8YhgQ2oAMEVKQ=", "routeKey": f"{method} {route}", "stage": "$default",
+            "time": "23/Nov/2026:08:00:00 +0000", "timeEpoch": 1795420800000},
+        "isBase64Encoded": False}
+    e["headers"].update(headers or {})
+    if qsp:
+        e["queryStringParameters"] = qsp
+    if path_params:
+        e["pathParameters"] = path_params
+    if body is not None:
+        e["body"] = json.dumps(body)
+        e["headers"]["content-type"] = "application/json"
+    return e
+
+
+def name(method, route):
+    parts = [p.strip("{}+") for p in route.split("/") if p]
+    return "-".join([method.lower()] + parts)
+
+
+def save(e):
+    method, route = e["routeKey"].split(" ", 1)
+    (EVENTS / f"{name(method, route)}.json").write_text(json.dumps(e, indent=2) + "\n")
+
+
+WINTER = {"time_zone": "America/New_York", "ladder": [10, 10, 20, 20, 30, 30, 50], "after_ladder": "hold_last",
+          "milestones": [{"days": 7, "points": 100}, {"days": 30, "points": 500}],
+          "makeup": {"lookback_days": 3, "max_per_month": 1, "cost": 30},
+          "start_date": "2026-12-01", "end_date": "2027-02-28"}
+TIERS = {"tiers": [
+    {"name": "New", "threshold": 0},
+    {"name": "VIP", "threshold": 2000, "multiplier_bps": 12000, "extra_daily_spins": 1},
+    {"name": "Black Card", "threshold": 20000, "multiplier_bps": 15000, "extra_daily_spins": 3, "max_members": 1000}]}
+idem = lambda key: {"idempotency-key": key}
+
+for e in [
+    event("GET", "/v1/points", "/v1/points"),
+    event("GET", "/v1/points/ledger", "/v1/points/ledger", qs="limit=20"),
+    event("GET", "/v1/me", "/v1/me"),
+    event("POST", "/v1/checkins", "/v1/checkins", body={"campaign_id": "daily"}),
+    event("POST", "/v1/checkins/makeup", "/v1/checkins/makeup", body={"campaign_id": "daily", "date": "2026-11-21"}),
+    event("GET", "/v1/checkins", "/v1/checkins", qs="campaign_id=daily&month=2026-11"),
+    event("PUT", "/v1/admin/checkin-campaigns/winter-2026", "/v1/admin/checkin-campaigns/{campaign_id}", body=WINTER,
+          claims=ADMIN, path_params={"campaign_id": "winter-2026"}),
+    event("GET", "/v1/admin/checkin-campaigns/daily", "/v1/admin/checkin-campaigns/{campaign_id}", claims=ADMIN,
+          path_params={"campaign_id": "daily"}),
+    event("POST", "/v1/admin/points/grants", "/v1/admin/points/grants", claims=SERVICE,
+          headers=idem("order-8812-paid"),
+          body={"user_id": MEMBER["sub"], "order_amount_cents": 12900, "reason": "order paid", "ref": "order-8812"}),
+    event("POST", "/v1/admin/points/holds", "/v1/admin/points/holds", claims=SERVICE, headers=idem("order-8813-hold"),
+          body={"user_id": MEMBER["sub"], "amount": 300, "ref": "order-8813"}),
+    event("POST", f"/v1/admin/points/holds/{SAMPLE_HOLD}/capture", "/v1/admin/points/holds/{hold_id}/capture",
+          claims=SERVICE, headers=idem("order-8813-capture"), path_params={"hold_id": SAMPLE_HOLD}),
+    event("POST", f"/v1/admin/points/holds/{SAMPLE_HOLD}/release", "/v1/admin/points/holds/{hold_id}/release",
+          claims=SERVICE, headers=idem("order-8813-release"), path_params={"hold_id": SAMPLE_HOLD}),
+    event("POST", "/v1/admin/points/reversals", "/v1/admin/points/reversals", claims=SERVICE,
+          headers=idem("order-8812-refund-1"),
+          body={"grant_idempotency_key": "order-8812-paid", "amount": 50, "reason": "partial refund"}),
+    event("GET", "/v1/admin/tiers", "/v1/admin/tiers", claims=ADMIN),
+    event("PUT", "/v1/admin/tiers", "/v1/admin/tiers", claims=ADMIN, body=TIERS),
+    event("GET", "/v1/admin/multipliers", "/v1/admin/multipliers", claims=ADMIN),
+    event("PUT", "/v1/admin/multipliers/double-11", "/v1/admin/multipliers/{multiplier_id}", claims=ADMIN,
+          path_params={"multiplier_id": "double-11"},
+          body={"start": "2026-11-11T00:00:00+08:00", "end": "2026-11-12T00:00:00+08:00", "factor_bps": 20000}),
+]:
+    save(e)

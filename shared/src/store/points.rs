@@ -1,0 +1,454 @@
+//! The shop backend's ledger operations (grants, holds, captures, releases, reversals), each an
+//! idempotent API call, and the tier and multiplier configuration.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::tx::{put_if_absent, put_versioned};
+use super::{
+    Decision, Idempotency, IdempotencyRecord, Key, OnConflict, Plan, Respond, Snapshot, Store, StoreError,
+    TxOutcome, Write, classify, from_item, keys, to_item_with_key,
+};
+use crate::domain::ledger::{Kind, LedgerEntry, Posting, Reason};
+use crate::domain::tiers::{MultiplierWindow, Multipliers, TierConfig, TierState};
+use crate::domain::{DomainError, UserId};
+
+/// An API call made with an `Idempotency-Key`: its record's key and a digest of the request.
+#[derive(Debug, Clone)]
+pub struct IdempotentCall {
+    pub key: Key,
+    pub request_hash: String,
+}
+
+/// Who made a manual change and why, recorded on the ledger entry.
+#[derive(Debug, Clone)]
+pub struct Attribution {
+    pub by: String,
+    pub note: Option<String>,
+}
+
+/// Where a hold's member and amount are found by hold id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HoldRecord {
+    hold_id: String,
+    user_id: String,
+    amount: i64,
+    #[serde(rename = "ref")]
+    reference: String,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    by: String,
+}
+
+/// How much of a grant has been reversed so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ReversedRecord {
+    total: i64,
+    version: u64,
+}
+
+fn entry_for<'a>(entries: &'a [LedgerEntry], business_key: &str) -> Option<&'a LedgerEntry> {
+    entries.iter().find(|e| e.business_key == business_key)
+}
+
+fn to_json(value: serde_json::Value) -> Result<String, crate::Error> {
+    serde_json::to_string(&value).map_err(|e| StoreError::Internal(e.to_string()).into())
+}
+
+impl Store {
+    /// Runs an idempotent ledger operation: a replay of the same call gets the stored answer
+    /// (forever, also when racing the first), the same key with another request gets 409, and
+    /// otherwise `decide`'s postings and writes commit with the answer in one transaction.
+    /// `already` is the refusal when the operation's business key was taken by another call.
+    pub async fn idempotent<F>(
+        &self,
+        user: &UserId,
+        extra: &[Key],
+        call: &IdempotentCall,
+        already: DomainError,
+        now: DateTime<Utc>,
+        mut decide: F,
+    ) -> Result<String, crate::Error>
+    where
+        F: FnMut(&Snapshot) -> Result<(Vec<Posting>, Vec<Write>, Respond), crate::Error>,
+    {
+        let mut wanted = extra.to_vec();
+        wanted.push(call.key.clone());
+        let outcome = self
+            .ledger_transaction(user, &wanted, now, |snapshot| {
+                if let Some(record) = snapshot.get::<IdempotencyRecord>(&call.key)? {
+                    return Ok(Decision::Nothing(Some(record)));
+                }
+                let (postings, writes, respond) = decide(snapshot)?;
+                Ok(Decision::Write(Plan {
+                    postings,
+                    writes,
+                    idempotency: Some(Idempotency {
+                        key: call.key.clone(),
+                        request_hash: call.request_hash.clone(),
+                        respond,
+                    }),
+                    output: None,
+                }))
+            })
+            .await?;
+        let record = match outcome {
+            TxOutcome::Committed {
+                response: Some(response),
+                ..
+            } => return Ok(response),
+            TxOutcome::Nothing(Some(record)) | TxOutcome::IdempotentReplay(record) => record,
+            TxOutcome::Replayed(_) => return Err(already.into()),
+            TxOutcome::Committed { response: None, .. } | TxOutcome::Nothing(None) => {
+                return Err(StoreError::Internal("an idempotent call stored no answer".into()).into());
+            }
+        };
+        if record.request_hash == call.request_hash {
+            Ok(record.response)
+        } else {
+            Err(DomainError::IdempotencyKeyReused.into())
+        }
+    }
+
+    /// Credits `base` points (multiplied for purchases) to `user`, once per idempotency key.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn grant(
+        &self,
+        caller: &str,
+        idempotency_key: &str,
+        user: &UserId,
+        base: i64,
+        reason: Reason,
+        reference: &str,
+        who: &Attribution,
+        call: &IdempotentCall,
+        now: DateTime<Utc>,
+    ) -> Result<String, crate::Error> {
+        let business_key = super::keys::business::grant(caller, idempotency_key);
+        self.idempotent(user, &[], call, DomainError::IdempotencyKeyReused, now, |_| {
+            let mut postings = Vec::new();
+            if base > 0 {
+                let mut posting = Posting::new(base, reason, reference, business_key.clone());
+                posting.by = Some(who.by.clone());
+                posting.note = who.note.clone();
+                postings.push(posting);
+            }
+            let (user_id, key, reference) = (user.to_string(), business_key.clone(), reference.to_owned());
+            let respond: Respond = Box::new(move |entries, account| {
+                let entry = entry_for(entries, &key);
+                to_json(json!({
+                    "user_id": user_id,
+                    "points": entry.map_or(0, |e| e.delta),
+                    "base": base,
+                    "factors_bps": entry.and_then(|e| e.factors_bps.clone()).unwrap_or_default(),
+                    "reason": reason,
+                    "ref": reference,
+                    "entry_seq": entry.map(|e| e.seq),
+                    "expires_after": entry.and_then(|e| e.expires_after),
+                    "balance": account.balance,
+                    "tier": account.tier,
+                }))
+            });
+            Ok((postings, vec![], respond))
+        })
+        .await
+    }
+
+    /// Takes back up to `amount` (default: all that is left) of the grant made by `caller` with
+    /// `grant_key`: never more than the grant in total, however many reversals race.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn reverse(
+        &self,
+        caller: &str,
+        idempotency_key: &str,
+        grant_key: &str,
+        amount: Option<i64>,
+        who: &Attribution,
+        call: &IdempotentCall,
+        now: DateTime<Utc>,
+    ) -> Result<String, crate::Error> {
+        let grant_business_key = super::keys::business::grant(caller, grant_key);
+        let grant = self
+            .guard(&grant_business_key)
+            .await?
+            .ok_or(DomainError::NotFound("grant"))?;
+        let user = UserId::parse(&grant.user_id)?;
+        let counter_key = keys::reversed(&grant_business_key);
+        let bucket = self.rules.bucket_for(grant.at);
+        let business_key = super::keys::business::reversal(caller, idempotency_key);
+        self.idempotent(
+            &user,
+            std::slice::from_ref(&counter_key),
+            call,
+            DomainError::IdempotencyKeyReused,
+            now,
+            |snap| {
+                let reversed: ReversedRecord = snap.get(&counter_key)?.unwrap_or_default();
+                let remaining = grant.delta - reversed.total;
+                if remaining <= 0 {
+                    return Err(DomainError::GrantFullyReversed.into());
+                }
+                let take = amount.unwrap_or(remaining).min(remaining);
+                let mut posting = Posting::new(-take, Reason::Reversal, grant_key, business_key.clone())
+                    .with_kind(Kind::Reverse { bucket: Some(bucket) });
+                posting.by = Some(who.by.clone());
+                posting.note = who.note.clone();
+                let next = ReversedRecord {
+                    total: reversed.total + take,
+                    version: reversed.version + 1,
+                };
+                let expected = (reversed.version > 0).then_some(reversed.version);
+                let write = Write {
+                    action: put_versioned(&self.table, to_item_with_key(&counter_key, &next)?, expected)?,
+                    on_conflict: OnConflict::Retry,
+                };
+                let (user_id, grant_key) = (user.to_string(), grant_key.to_owned());
+                let respond: Respond = Box::new(move |_, account| {
+                    to_json(json!({
+                        "user_id": user_id,
+                        "grant_idempotency_key": grant_key,
+                        "reversed": take,
+                        "grant_remaining": remaining - take,
+                        "balance": account.balance,
+                    }))
+                });
+                Ok((vec![posting], vec![write], respond))
+            },
+        )
+        .await
+    }
+
+    /// Reserves `amount` points of `user` for a checkout, soonest-expiring first.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn hold(
+        &self,
+        user: &UserId,
+        amount: i64,
+        reference: &str,
+        who: &Attribution,
+        call: &IdempotentCall,
+        now: DateTime<Utc>,
+    ) -> Result<String, crate::Error> {
+        let expires_at = now + Duration::minutes(i64::from(self.rules.hold_minutes));
+        self.idempotent(user, &[], call, DomainError::IdempotencyKeyReused, now, |_| {
+            let hold_id = ulid::Ulid::from_datetime(now.into()).to_string();
+            let mut posting = Posting::new(
+                -amount,
+                Reason::Hold,
+                reference,
+                super::keys::business::hold(&hold_id),
+            )
+            .with_kind(Kind::Hold {
+                hold_id: hold_id.clone(),
+                expires_at,
+            });
+            posting.by = Some(who.by.clone());
+            let record = HoldRecord {
+                hold_id: hold_id.clone(),
+                user_id: user.to_string(),
+                amount,
+                reference: reference.to_owned(),
+                created_at: now,
+                expires_at,
+                by: who.by.clone(),
+            };
+            let write = Write {
+                action: put_if_absent(&self.table, to_item_with_key(&keys::hold(&hold_id), &record)?)?,
+                on_conflict: OnConflict::Retry,
+            };
+            let user_id = user.to_string();
+            let respond: Respond = Box::new(move |_, account| {
+                to_json(json!({
+                    "hold_id": hold_id,
+                    "user_id": user_id,
+                    "amount": amount,
+                    "status": "held",
+                    "expires_at": expires_at,
+                    "balance": account.balance,
+                }))
+            });
+            Ok((vec![posting], vec![write], respond))
+        })
+        .await
+    }
+
+    /// Captures (spends) or releases (gives back) an open hold. A hold captured, released or
+    /// timed out is not active any more: 409.
+    pub async fn settle_hold(
+        &self,
+        hold_id: &str,
+        capture: bool,
+        who: &Attribution,
+        call: &IdempotentCall,
+        now: DateTime<Utc>,
+    ) -> Result<String, crate::Error> {
+        let record: HoldRecord = self
+            .get_item(&keys::hold(hold_id), true)
+            .await?
+            .map(from_item)
+            .transpose()?
+            .ok_or(DomainError::NotFound("hold"))?;
+        let user = UserId::parse(&record.user_id)?;
+        self.idempotent(&user, &[], call, DomainError::HoldNotActive, now, |snap| {
+            let hold = snap
+                .account
+                .holds
+                .get(hold_id)
+                .ok_or(DomainError::HoldNotActive)?;
+            let id = hold_id.to_owned();
+            let (posting, status) = if capture {
+                let p = Posting::new(
+                    0,
+                    Reason::Capture,
+                    hold.reference.clone(),
+                    super::keys::business::capture(hold_id),
+                );
+                (p.with_kind(Kind::Capture { hold_id: id.clone() }), "captured")
+            } else {
+                let p = Posting::new(
+                    hold.amount,
+                    Reason::Release,
+                    hold.reference.clone(),
+                    super::keys::business::release(hold_id),
+                );
+                (p.with_kind(Kind::Release { hold_id: id.clone() }), "released")
+            };
+            let posting = Posting {
+                by: Some(who.by.clone()),
+                ..posting
+            };
+            let amount = hold.amount;
+            let respond: Respond = Box::new(move |_, account| {
+                to_json(
+                    json!({ "hold_id": id, "status": status, "amount": amount, "balance": account.balance }),
+                )
+            });
+            Ok((vec![posting], vec![], respond))
+        })
+        .await
+    }
+
+    /// The tier ladder and the seat counts of capped tiers.
+    pub async fn tier_state(&self) -> Result<TierState, crate::Error> {
+        Ok(self
+            .get_item(&keys::tiers(), true)
+            .await?
+            .map(from_item)
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Replaces the tier ladder, keeping the seat counts (version-checked read-modify-write).
+    pub async fn put_tiers(&self, config: TierConfig) -> Result<TierState, crate::Error> {
+        config.validate()?;
+        for _ in 0..5 {
+            let state = self.tier_state().await?;
+            let next = TierState {
+                config: Some(config.clone()),
+                seats: state.seats.clone(),
+                version: state.version + 1,
+            };
+            if self.put_config(&keys::tiers(), &next, state.version).await? {
+                return Ok(next);
+            }
+        }
+        Err(StoreError::Contention(5).into())
+    }
+
+    /// Every multiplier window.
+    pub async fn multipliers(&self) -> Result<Multipliers, crate::Error> {
+        Ok(self
+            .get_item(&keys::multipliers(), true)
+            .await?
+            .map(from_item)
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Creates or replaces one multiplier window.
+    pub async fn put_multiplier(&self, id: &str, window: MultiplierWindow) -> Result<(), crate::Error> {
+        window.validate()?;
+        for _ in 0..5 {
+            let mut all = self.multipliers().await?;
+            let version = all.version;
+            all.windows.insert(id.to_owned(), window.clone());
+            all.version += 1;
+            if self.put_config(&keys::multipliers(), &all, version).await? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Contention(5).into())
+    }
+
+    /// Puts a configuration item if its version is still `expected` (0: absent). False on a race.
+    async fn put_config<T: Serialize>(
+        &self,
+        key: &Key,
+        value: &T,
+        expected: u64,
+    ) -> Result<bool, crate::Error> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item_with_key(key, value)?));
+        put = if expected == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(
+                    ":v",
+                    aws_sdk_dynamodb::types::AttributeValue::N(expected.to_string()),
+                )
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(classify(err).into()),
+        }
+    }
+}
+
+/// Everything the app's home screen needs, from one batch read.
+#[derive(Debug, Clone)]
+pub struct Home {
+    pub account: crate::domain::ledger::Account,
+    pub tiers: TierState,
+    pub checkin: crate::domain::checkin::StreakView,
+}
+
+impl Store {
+    /// The member's account (brought up to date), tier configuration and the default check-in
+    /// campaign's status: one consistent `BatchGetItem`, plus a write only when a release or an
+    /// expiry is due.
+    pub async fn home(&self, user: &UserId, now: DateTime<Utc>) -> Result<Home, crate::Error> {
+        use crate::domain::checkin::{self, DEFAULT_CAMPAIGN};
+        let extra = [
+            keys::campaign(DEFAULT_CAMPAIGN),
+            keys::streak(user, DEFAULT_CAMPAIGN),
+        ];
+        let outcome = self
+            .ledger_transaction(user, &extra, now, |snap| {
+                let (campaign, state) =
+                    super::checkin::read_campaign_and_state(snap, user, DEFAULT_CAMPAIGN)?;
+                Ok(Decision::Nothing(Home {
+                    account: snap.account.clone(),
+                    tiers: snap.get(&keys::tiers())?.unwrap_or_default(),
+                    checkin: checkin::view(&campaign, &state, now),
+                }))
+            })
+            .await?;
+        match outcome {
+            TxOutcome::Nothing(home) => Ok(home),
+            _ => Err(StoreError::Internal("a read wrote something else".into()).into()),
+        }
+    }
+}
