@@ -1,0 +1,576 @@
+//! The shop backend's ledger routes end to end: idempotency under concurrency and over time,
+//! holds that never overdraw, capture racing release, reversals capped at the grant, expiry,
+//! multipliers, tiers (including a capped tier under concurrency) and the home screen.
+
+use std::sync::Arc;
+
+use e2e::{Reply, TestApi, TestEnv, admin_token, member_token, service_token, token};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const NOW: &str = "2026-11-23T10:00:00+08:00";
+
+async fn call(api: &TestApi, path: &str, token: &str, key: &str, now: &str, body: &Value) -> Reply {
+    let b = api
+        .request(Method::POST, path)
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .header("x-debug-now", now)
+        .json(body);
+    api.send(b).await
+}
+
+async fn grant(api: &TestApi, key: &str, user: &str, amount: i64, now: &str) -> Reply {
+    let body = json!({ "user_id": user, "amount": amount, "reason": "goodwill", "ref": key });
+    call(
+        api,
+        "/v1/admin/points/grants",
+        &service_token("shop"),
+        key,
+        now,
+        &body,
+    )
+    .await
+}
+
+async fn points(api: &TestApi, user: &str, now: &str) -> Value {
+    let r = api.get("/v1/points", Some(&member_token(user)), Some(now)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+async fn ledger(api: &TestApi, user: &str, now: &str) -> Vec<Value> {
+    let r = api
+        .get(
+            "/v1/points/ledger?limit=100",
+            Some(&member_token(user)),
+            Some(now),
+        )
+        .await;
+    r.body["entries"].as_array().unwrap().clone()
+}
+
+fn count(entries: &[Value], reason: &str) -> usize {
+    entries.iter().filter(|e| e["reason"] == reason).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_replays_of_one_grant_pay_once_and_answer_alike() {
+    let env = TestEnv::new().await;
+    let api = Arc::new(env.spawn_api().await);
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move { grant(&api, "order-1-paid", "ann", 120, NOW).await })
+        })
+        .collect();
+    let mut bodies = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        bodies.push(r.body);
+    }
+    assert!(
+        bodies.iter().all(|b| *b == bodies[0]),
+        "every replay gets the original answer"
+    );
+    assert_eq!(bodies[0]["points"], 120);
+    assert_eq!(count(&ledger(&api, "ann", NOW).await, "grant"), 1);
+    // A day later the same key still pays nothing and answers the same.
+    let later = grant(&api, "order-1-paid", "ann", 120, "2026-11-24T10:00:00+08:00").await;
+    assert_eq!(later.body, bodies[0]);
+    assert_eq!(count(&ledger(&api, "ann", NOW).await, "grant"), 1);
+    assert_eq!(points(&api, "ann", NOW).await["balance"], 120);
+    // The same key with another request is refused and changes nothing.
+    grant(&api, "order-1-paid", "ann", 999, NOW)
+        .await
+        .assert_problem(409, "idempotency-key-reused");
+    grant(&api, "order-1-paid", "bob", 120, NOW)
+        .await
+        .assert_problem(409, "idempotency-key-reused");
+    assert_eq!(points(&api, "bob", NOW).await["balance"], 0);
+    // Keys are per caller: another service may use the same key for its own grant.
+    let other = call(
+        &api,
+        "/v1/admin/points/grants",
+        &service_token("pos"),
+        "order-1-paid",
+        NOW,
+        &json!({ "user_id": "ann", "amount": 5, "reason": "pos", "ref": "x" }),
+    )
+    .await;
+    assert_eq!(other.status, 200);
+    assert_eq!(points(&api, "ann", NOW).await["balance"], 125);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_holds_never_overdraw() {
+    let env = TestEnv::new().await;
+    let api = Arc::new(env.spawn_api().await);
+    grant(&api, "seed", "cid", 1_000, NOW).await;
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let body = json!({ "user_id": "cid", "amount": 300, "ref": format!("order-{i}") });
+                call(
+                    &api,
+                    "/v1/admin/points/holds",
+                    &service_token("shop"),
+                    &format!("hold-{i}"),
+                    NOW,
+                    &body,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut held = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => held += 1,
+            _ => r.assert_problem(409, "insufficient-points"),
+        }
+    }
+    assert_eq!(held, 3, "1000 points hold three times 300");
+    let p = points(&api, "cid", NOW).await;
+    assert_eq!(
+        (p["balance"].clone(), p["held"].clone()),
+        (json!(100), json!(900))
+    );
+    let entries = ledger(&api, "cid", NOW).await;
+    let sum: i64 = entries.iter().map(|e| e["delta"].as_i64().unwrap()).sum();
+    assert_eq!(sum, 100, "balance = Σ ledger");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn capture_and_release_racing_exactly_one_wins() {
+    let env = TestEnv::new().await;
+    let api = Arc::new(env.spawn_api().await);
+    grant(&api, "seed", "dan", 500, NOW).await;
+    for round in 0..5 {
+        let body = json!({ "user_id": "dan", "amount": 100, "ref": format!("order-{round}") });
+        let hold = call(
+            &api,
+            "/v1/admin/points/holds",
+            &service_token("shop"),
+            &format!("h{round}"),
+            NOW,
+            &body,
+        )
+        .await;
+        let hold_id = hold.body["hold_id"].as_str().unwrap().to_owned();
+        let tasks: Vec<_> = ["capture", "release"]
+            .into_iter()
+            .map(|action| {
+                let (api, hold_id) = (api.clone(), hold_id.clone());
+                tokio::spawn(async move {
+                    let path = format!("/v1/admin/points/holds/{hold_id}/{action}");
+                    call(
+                        &api,
+                        &path,
+                        &service_token("shop"),
+                        &format!("{action}-{hold_id}"),
+                        NOW,
+                        &json!({}),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tasks {
+            let r = t.await.unwrap();
+            match r.status {
+                200 => winners += 1,
+                _ => r.assert_problem(409, "hold-not-active"),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+    let entries = ledger(&api, "dan", NOW).await;
+    assert_eq!(count(&entries, "capture") + count(&entries, "release"), 5);
+    let sum: i64 = entries.iter().map(|e| e["delta"].as_i64().unwrap()).sum();
+    let p = points(&api, "dan", NOW).await;
+    assert_eq!(p["balance"].as_i64().unwrap(), sum);
+    assert_eq!(p["held"], 0);
+    assert_eq!(sum, 500 - 100 * count(&entries, "capture") as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partial_reversals_are_capped_at_the_grant() {
+    let env = TestEnv::new().await;
+    let api = Arc::new(env.spawn_api().await);
+    grant(&api, "order-9", "eve", 100, NOW).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let body = json!({ "grant_idempotency_key": "order-9", "amount": 30, "reason": "refund" });
+                call(
+                    &api,
+                    "/v1/admin/points/reversals",
+                    &service_token("shop"),
+                    &format!("refund-{i}"),
+                    NOW,
+                    &body,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut reversed = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        match r.status {
+            200 => reversed += r.body["reversed"].as_i64().unwrap(),
+            _ => r.assert_problem(409, "grant-fully-reversed"),
+        }
+    }
+    assert_eq!(reversed, 100, "30 + 30 + 30 + 10, never more");
+    let p = points(&api, "eve", NOW).await;
+    assert_eq!(
+        (p["balance"].clone(), p["lifetime_earned"].clone()),
+        (json!(0), json!(0))
+    );
+    // Unknown grant: 404.
+    let body = json!({ "grant_idempotency_key": "nope", "reason": "refund" });
+    call(
+        &api,
+        "/v1/admin/points/reversals",
+        &service_token("shop"),
+        "r-x",
+        NOW,
+        &body,
+    )
+    .await
+    .assert_problem(404, "not-found");
+}
+
+#[tokio::test]
+async fn a_reversal_after_spending_leaves_a_negative_balance_that_blocks_spending() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    grant(&api, "order-5", "fay", 100, NOW).await;
+    let hold = call(
+        &api,
+        "/v1/admin/points/holds",
+        &service_token("shop"),
+        "h1",
+        NOW,
+        &json!({ "user_id": "fay", "amount": 80, "ref": "order-6" }),
+    )
+    .await;
+    let id = hold.body["hold_id"].as_str().unwrap();
+    call(
+        &api,
+        &format!("/v1/admin/points/holds/{id}/capture"),
+        &service_token("shop"),
+        "c1",
+        NOW,
+        &json!({}),
+    )
+    .await;
+    let body = json!({ "grant_idempotency_key": "order-5", "reason": "order-5 refunded" });
+    let r = call(
+        &api,
+        "/v1/admin/points/reversals",
+        &service_token("shop"),
+        "r1",
+        NOW,
+        &body,
+    )
+    .await;
+    assert_eq!(r.body["balance"], -80);
+    let spend = call(
+        &api,
+        "/v1/admin/points/holds",
+        &service_token("shop"),
+        "h2",
+        NOW,
+        &json!({ "user_id": "fay", "amount": 1, "ref": "order-7" }),
+    )
+    .await;
+    spend.assert_problem(409, "insufficient-points");
+    // New earnings pay the debt first.
+    grant(&api, "order-8", "fay", 100, NOW).await;
+    assert_eq!(points(&api, "fay", NOW).await["balance"], 20);
+}
+
+#[tokio::test]
+async fn points_expire_after_month_plus_twelve_and_holds_time_out() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    grant(&api, "g1", "gus", 100, "2026-11-05T10:00:00+08:00").await;
+    grant(&api, "g2", "gus", 50, "2026-12-05T10:00:00+08:00").await;
+    let p = points(&api, "gus", "2027-11-30T23:59:59+08:00").await;
+    assert_eq!(p["balance"], 150);
+    assert_eq!(p["next_expiry"], json!({ "date": "2027-11-30", "points": 100 }));
+    assert_eq!(
+        p["expiring_by_month"],
+        json!([
+            { "month": "2027-11", "points": 100 },
+            { "month": "2027-12", "points": 50 },
+            { "month": "2028-01", "points": 0 }
+        ])
+    );
+    // One second later (local midnight) November's points are gone: shown and written at once.
+    let p = points(&api, "gus", "2027-12-01T00:00:00+08:00").await;
+    assert_eq!(p["balance"], 50);
+    let entries = ledger(&api, "gus", "2027-12-01T00:00:00+08:00").await;
+    assert_eq!(count(&entries, "expire"), 1);
+    assert_eq!(entries[0]["delta"], -100);
+    // Reading again writes nothing more.
+    assert_eq!(
+        ledger(&api, "gus", "2027-12-02T00:00:00+08:00").await.len(),
+        entries.len()
+    );
+    // A hold not captured in 30 minutes is released by the next read or write.
+    let h = call(
+        &api,
+        "/v1/admin/points/holds",
+        &service_token("shop"),
+        "h1",
+        "2027-12-02T10:00:00+08:00",
+        &json!({ "user_id": "gus", "amount": 40, "ref": "order-1" }),
+    )
+    .await;
+    assert_eq!(h.body["balance"], 10);
+    let p = points(&api, "gus", "2027-12-02T10:30:00+08:00").await;
+    assert_eq!((p["balance"].clone(), p["held"].clone()), (json!(50), json!(0)));
+    let id = h.body["hold_id"].as_str().unwrap();
+    call(
+        &api,
+        &format!("/v1/admin/points/holds/{id}/capture"),
+        &service_token("shop"),
+        "c1",
+        NOW,
+        &json!({}),
+    )
+    .await
+    .assert_problem(409, "hold-not-active");
+}
+
+#[tokio::test]
+async fn purchases_multiply_by_tier_and_window_and_tiers_move() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let admin = admin_token("ops");
+    let double = json!({ "start": "2026-11-11T00:00:00+08:00", "end": "2026-11-12T00:00:00+08:00", "factor_bps": 20000 });
+    let put = api
+        .send_json(
+            Method::PUT,
+            "/v1/admin/multipliers/double-11",
+            &admin,
+            NOW,
+            &double,
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let order = |cents: i64, key: &str| json!({ "user_id": "hal", "order_amount_cents": cents, "reason": "paid", "ref": key });
+    // 2500.99 yuan → 2500 points (rounded down), before Singles' Day: ×1 (New).
+    let r = call(
+        &api,
+        "/v1/admin/points/grants",
+        &service_token("shop"),
+        "o1",
+        "2026-11-10T12:00:00+08:00",
+        &order(250_099, "o1"),
+    )
+    .await;
+    assert_eq!(
+        (r.body["points"].clone(), r.body["factors_bps"].clone()),
+        (json!(2500), json!([10000]))
+    );
+    assert_eq!(r.body["tier"], "Gold", "2500 earned: Gold");
+    // On Singles' Day as Gold: 100 × 1.1 × 2 = 220.
+    let r = call(
+        &api,
+        "/v1/admin/points/grants",
+        &service_token("shop"),
+        "o2",
+        "2026-11-11T12:00:00+08:00",
+        &order(10_000, "o2"),
+    )
+    .await;
+    assert_eq!(
+        (r.body["points"].clone(), r.body["factors_bps"].clone()),
+        (json!(220), json!([11000, 20000]))
+    );
+    // A fixed grant never multiplies.
+    let g = grant(&api, "bonus", "hal", 100, "2026-11-11T12:00:00+08:00").await;
+    assert_eq!(g.body["points"], 100);
+    let entries = ledger(&api, "hal", NOW).await;
+    let moves: Vec<&Value> = entries.iter().filter(|e| e["reason"] == "tier_change").collect();
+    assert_eq!(moves.len(), 1);
+    assert_eq!(moves[0]["ref"], "New -> Gold");
+    assert_eq!(moves[0]["delta"], 0);
+    let purchase = entries
+        .iter()
+        .find(|e| e["business_key"] == "grant#service:shop#o2")
+        .unwrap();
+    assert_eq!(
+        (purchase["base"].clone(), purchase["by"].clone()),
+        (json!(100), json!("service:shop"))
+    );
+    // Check-ins multiply by the tier too: Gold × day 1 (5 points) = 5.5 → 5; the home screen.
+    let me = api.get("/v1/me", Some(&member_token("hal")), Some(NOW)).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["tier"]["name"], "Gold");
+    assert_eq!(
+        me.body["tier"]["next"],
+        json!({ "name": "Platinum", "points_needed": 2180 })
+    );
+    assert_eq!(me.body["points"]["balance"], 2820);
+    assert_eq!(me.body["checkin"]["checked_in_today"], false);
+    assert_eq!(me.body["checkin"]["next_reward"], 5);
+    // A reversal of the big purchase drops growth below Gold: the member moves down.
+    let body = json!({ "grant_idempotency_key": "o1", "reason": "returned" });
+    call(
+        &api,
+        "/v1/admin/points/reversals",
+        &service_token("shop"),
+        "r1",
+        NOW,
+        &body,
+    )
+    .await;
+    let me = api.get("/v1/me", Some(&member_token("hal")), Some(NOW)).await;
+    assert_eq!(me.body["tier"]["name"], "New");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_capped_tier_never_exceeds_its_members_under_concurrency() {
+    let env = TestEnv::new().await;
+    let api = Arc::new(env.spawn_api().await);
+    let tiers = json!({ "tiers": [
+        { "name": "Member", "threshold": 0 },
+        { "name": "VIP", "threshold": 100, "multiplier_bps": 12000 },
+        { "name": "Black Card", "threshold": 1000, "max_members": 3 }
+    ]});
+    let put = api
+        .send_json(Method::PUT, "/v1/admin/tiers", &admin_token("ops"), NOW, &tiers)
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let api = api.clone();
+            tokio::spawn(async move { grant(&api, &format!("big-{i}"), &format!("m{i}"), 5_000, NOW).await })
+        })
+        .collect();
+    let mut tiers_seen = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        tiers_seen.push(r.body["tier"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(tiers_seen.iter().filter(|t| *t == "Black Card").count(), 3);
+    assert_eq!(tiers_seen.iter().filter(|t| *t == "VIP").count(), 7);
+    let state = api.get("/v1/admin/tiers", Some(&admin_token("ops")), None).await;
+    assert_eq!(state.body["seats"], json!({ "Black Card": 3 }));
+}
+
+#[tokio::test]
+async fn who_may_write_and_what_is_refused() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let body = json!({ "user_id": "ivy", "amount": 10, "reason": "r", "ref": "x" });
+    let path = "/v1/admin/points/grants";
+    call(&api, path, &member_token("ivy"), "k1", NOW, &body)
+        .await
+        .assert_problem(403, "forbidden");
+    let no_scope =
+        token(json!({ "sub": "c1", "client_id": "c1", "token_use": "access", "scope": "campaign/read" }));
+    call(&api, path, &no_scope, "k1", NOW, &body)
+        .await
+        .assert_problem(403, "forbidden");
+    // Admins may grant (and are recorded as the author).
+    let r = call(&api, path, &admin_token("ops"), "k1", NOW, &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Service tokens have no member.
+    api.get("/v1/me", Some(&service_token("shop")), None)
+        .await
+        .assert_problem(403, "forbidden");
+    // Tiers and multipliers are for admins only.
+    api.get("/v1/admin/tiers", Some(&service_token("shop")), None)
+        .await
+        .assert_problem(403, "forbidden");
+    let before = env.item_count().await;
+    let missing_key = api
+        .send(
+            api.request(Method::POST, path)
+                .bearer_auth(service_token("shop"))
+                .json(&body),
+        )
+        .await;
+    missing_key.assert_problem(400, "invalid-request");
+    let shop = service_token("shop");
+    for (bad, status, kind) in [
+        (
+            json!({ "user_id": "ivy", "reason": "r", "ref": "x" }),
+            422,
+            "invalid-value",
+        ),
+        (
+            json!({ "user_id": "ivy", "amount": 5, "order_amount_cents": 500, "reason": "r", "ref": "x" }),
+            422,
+            "invalid-value",
+        ),
+        (
+            json!({ "user_id": "ivy", "amount": 0, "reason": "r", "ref": "x" }),
+            422,
+            "invalid-value",
+        ),
+        (
+            json!({ "user_id": "ivy", "amount": 2_000_000_000, "reason": "r", "ref": "x" }),
+            422,
+            "invalid-value",
+        ),
+        (
+            json!({ "user_id": "a#b", "amount": 5, "reason": "r", "ref": "x" }),
+            422,
+            "invalid-value",
+        ),
+        (
+            json!({ "user_id": "ivy", "amount": "5", "reason": "r", "ref": "x" }),
+            400,
+            "invalid-request",
+        ),
+        (
+            json!({ "user_id": "ivy", "amount": 5, "reason": "r", "ref": "x", "extra": 1 }),
+            400,
+            "invalid-request",
+        ),
+    ] {
+        call(&api, path, &shop, "k2", NOW, &bad)
+            .await
+            .assert_problem(status, kind);
+    }
+    let tiers = json!({ "tiers": [{ "name": "A", "threshold": 5 }] });
+    api.send_json(Method::PUT, "/v1/admin/tiers", &admin_token("ops"), NOW, &tiers)
+        .await
+        .assert_problem(422, "invalid-value");
+    let window =
+        json!({ "start": "2026-11-12T00:00:00Z", "end": "2026-11-11T00:00:00Z", "factor_bps": 20000 });
+    api.send_json(
+        Method::PUT,
+        "/v1/admin/multipliers/x",
+        &admin_token("ops"),
+        NOW,
+        &window,
+    )
+    .await
+    .assert_problem(422, "invalid-value");
+    let window = json!({ "start": "2026-11-11T00:00:00Z", "end": "2026-11-12T00:00:00Z", "factor_bps": 20000, "reasons": ["milestone"] });
+    api.send_json(
+        Method::PUT,
+        "/v1/admin/multipliers/x",
+        &admin_token("ops"),
+        NOW,
+        &window,
+    )
+    .await
+    .assert_problem(422, "invalid-value");
+    assert_eq!(env.item_count().await, before, "refusals write nothing");
+}
