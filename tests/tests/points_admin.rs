@@ -321,9 +321,17 @@ async fn points_expire_after_month_plus_twelve_and_holds_time_out() {
     let entries = ledger(&api, "gus", "2027-12-01T00:00:00+08:00").await;
     assert_eq!(count(&entries, "expire"), 1);
     assert_eq!(entries[0]["delta"], -100);
-    // Reading again writes nothing more.
+    // Reading again later writes nothing more.
+    let p = points(&api, "gus", "2027-12-02T00:00:00+08:00").await;
+    assert_eq!(p["balance"], 50);
     assert_eq!(
-        ledger(&api, "gus", "2027-12-02T00:00:00+08:00").await.len(),
+        env.app
+            .store
+            .ledger_page(&e2e::user("gus"), 100, None)
+            .await
+            .unwrap()
+            .entries
+            .len(),
         entries.len()
     );
     // A hold not captured in 30 minutes is released by the next read or write.
@@ -414,20 +422,31 @@ async fn purchases_multiply_by_tier_and_window_and_tiers_move() {
         (purchase["base"].clone(), purchase["by"].clone()),
         (json!(100), json!("service:shop"))
     );
-    // Check-ins multiply by the tier too: Gold × day 1 (5 points) = 5.5 → 5; the home screen.
+    // The home screen.
     let me = api.get("/v1/me", Some(&member_token("hal")), Some(NOW)).await;
     assert_eq!(me.status, 200, "{}", me.body);
     assert_eq!(me.body["tier"]["name"], "Gold");
+    assert_eq!(me.body["tier"]["multiplier_bps"], 11000);
     assert_eq!(
         me.body["tier"]["next"],
         json!({ "name": "Platinum", "points_needed": 2180 })
     );
     assert_eq!(me.body["points"]["balance"], 2820);
     assert_eq!(me.body["checkin"]["checked_in_today"], false);
-    assert_eq!(me.body["checkin"]["next_reward"], 5);
+    // Check-ins multiply by tier and window too: day 1 (5) × 1.1 × 2 on Singles' Day = 11.
+    let c = api
+        .post(
+            "/v1/checkins",
+            &member_token("hal"),
+            "2026-11-11T20:00:00+08:00",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(c.body["points_awarded"], 11, "{}", c.body);
+    assert_eq!(c.body["balance"], 2831);
     // A reversal of the big purchase drops growth below Gold: the member moves down.
     let body = json!({ "grant_idempotency_key": "o1", "reason": "returned" });
-    call(
+    let r = call(
         &api,
         "/v1/admin/points/reversals",
         &service_token("shop"),
@@ -436,8 +455,21 @@ async fn purchases_multiply_by_tier_and_window_and_tiers_move() {
         &body,
     )
     .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["reversed"].clone(), r.body["balance"].clone()),
+        (json!(2500), json!(331))
+    );
     let me = api.get("/v1/me", Some(&member_token("hal")), Some(NOW)).await;
     assert_eq!(me.body["tier"]["name"], "New");
+    let entries = ledger(&api, "hal", NOW).await;
+    assert_eq!(entries[0]["reason"], "tier_change");
+    assert_eq!(entries[0]["ref"], "Gold -> New");
+    assert_eq!(entries[1]["reason"], "reversal");
+    assert_eq!(
+        (entries[1]["note"].clone(), entries[1]["by"].clone()),
+        (json!("returned"), json!("service:shop"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -492,6 +524,38 @@ async fn who_may_write_and_what_is_refused() {
     api.get("/v1/me", Some(&service_token("shop")), None)
         .await
         .assert_problem(403, "forbidden");
+    // A hold belongs to the service that made it; another service cannot settle it.
+    grant(&api, "seed-ivy", "ivy", 100, NOW).await;
+    let h = call(
+        &api,
+        "/v1/admin/points/holds",
+        &service_token("shop"),
+        "h-ivy",
+        NOW,
+        &json!({ "user_id": "ivy", "amount": 10, "ref": "o" }),
+    )
+    .await;
+    let id = h.body["hold_id"].as_str().unwrap().to_owned();
+    call(
+        &api,
+        &format!("/v1/admin/points/holds/{id}/capture"),
+        &service_token("pos"),
+        "c",
+        NOW,
+        &json!({}),
+    )
+    .await
+    .assert_problem(404, "not-found");
+    call(
+        &api,
+        "/v1/admin/points/holds/01KAW0M9B4E8Y6T3R1Q2P5N7XZ/release",
+        &service_token("shop"),
+        "c2",
+        NOW,
+        &json!({}),
+    )
+    .await
+    .assert_problem(404, "not-found");
     // Tiers and multipliers are for admins only.
     api.get("/v1/admin/tiers", Some(&service_token("shop")), None)
         .await

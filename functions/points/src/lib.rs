@@ -27,7 +27,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
     let now = http::now(&app.config, req)?;
     match http::route_key(req).as_str() {
         "GET /v1/points" => balance(app, req, now).await,
-        "GET /v1/points/ledger" => ledger(app, req).await,
+        "GET /v1/points/ledger" => ledger(app, req, now).await,
         "GET /v1/me" => me(app, req, now).await,
         other => Err(ApiError::not_found(format!("no route {other}"))),
     }
@@ -97,7 +97,7 @@ struct LedgerPage {
     next_cursor: Option<String>,
 }
 
-async fn ledger(app: &App, req: &Request) -> Result<Response, ApiError> {
+async fn ledger(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
     let user = http::member(req)?;
     let limit: u32 = http::query_param(req, "limit")?.unwrap_or(20);
     if !(1..=100).contains(&limit) {
@@ -107,6 +107,8 @@ async fn ledger(app: &App, req: &Request) -> Result<Response, ApiError> {
         Some(raw) => Some(cursor::decode(CURSOR_KIND, &raw)?),
         None => None,
     };
+    // Bring the account up to date first, so releases and expiries that are due are in the page.
+    app.store.account(&user, now).await?;
     let page = app.store.ledger_page(&user, limit, before).await?;
     http::ok(&LedgerPage {
         entries: page.entries,

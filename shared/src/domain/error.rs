@@ -32,6 +32,9 @@ pub enum DomainError {
     /// A reversal of a grant that has nothing left to take back.
     #[error("the grant is already fully reversed")]
     GrantFullyReversed,
+    /// Too many open holds on one account.
+    #[error("at most {max} holds may be open at once")]
+    HoldLimitReached { max: usize },
     /// Integer arithmetic would overflow: the operation is refused rather than wrapped.
     #[error("amount would overflow")]
     Overflow,

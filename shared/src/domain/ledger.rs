@@ -19,6 +19,9 @@ use super::DomainError;
 
 /// Largest amount a single posting may move, in points. Keeps every sum far from `i64::MAX`.
 pub const MAX_POSTING: i64 = 1_000_000_000;
+/// Open holds a member may have at once (keeps every transaction within DynamoDB's 100 actions
+/// even when all of them time out together).
+pub const MAX_OPEN_HOLDS: usize = 20;
 
 /// Why a balance changed. Stored as a snake_case string on each entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -278,6 +281,21 @@ fn credit(account: &mut Account, day: NaiveDate, amount: i64) -> Result<(), Doma
     Ok(())
 }
 
+/// Returns a hold's parts to their buckets. Valid parts pay debt first; parts whose bucket has
+/// expired meanwhile go back to that bucket untouched, where the expiry that follows takes them —
+/// expired points never pay debt or become spendable.
+fn give_back(account: &mut Account, parts: &[(NaiveDate, i64)], today: NaiveDate) -> Result<(), DomainError> {
+    for (day, points) in parts {
+        if *day < today {
+            let slot = account.buckets.entry(*day).or_insert(0);
+            *slot = overflow(slot.checked_add(*points))?;
+        } else {
+            credit(account, *day, *points)?;
+        }
+    }
+    Ok(())
+}
+
 /// Applies one posting to an account: the new account and the entry that records the change.
 ///
 /// Refuses an oversized amount, a spend or hold above the spendable balance (or while in debt),
@@ -290,7 +308,12 @@ pub fn apply(
     entry_id: String,
 ) -> Result<(Account, LedgerEntry), DomainError> {
     let delta = posting.delta;
-    if delta.unsigned_abs() > MAX_POSTING.unsigned_abs() {
+    // Caller-chosen amounts are bounded; a release or an expiry moves whatever the account holds.
+    let caller_amount = matches!(
+        posting.kind,
+        Kind::Standard | Kind::Hold { .. } | Kind::Reverse { .. }
+    );
+    if caller_amount && delta.unsigned_abs() > MAX_POSTING.unsigned_abs() {
         return Err(DomainError::invalid(
             "amount",
             format!("must be at most {MAX_POSTING} points"),
@@ -333,6 +356,9 @@ pub fn apply(
                 expires_at,
             } = &posting.kind
             {
+                if next.holds.len() >= MAX_OPEN_HOLDS {
+                    return Err(DomainError::HoldLimitReached { max: MAX_OPEN_HOLDS });
+                }
                 if next.holds.contains_key(id) {
                     return Err(DomainError::invalid("hold_id", "exists"));
                 }
@@ -360,9 +386,7 @@ pub fn apply(
                     "a release gives back the whole hold",
                 ));
             }
-            for (day, points) in hold.parts {
-                credit(&mut next, day, points)?;
-            }
+            give_back(&mut next, &hold.parts, rules.today(now))?;
             hold_id = Some(id.clone());
         }
         Kind::Reverse { bucket } => {
@@ -427,26 +451,35 @@ pub fn housekeeping(
                 )
                 .with_kind(Kind::Release { hold_id: id.clone() }),
             );
-            for (day, points) in &hold.parts {
-                let _ = credit(&mut sim, *day, *points);
-            }
+            let _ = give_back(&mut sim, &hold.parts, rules.today(now));
         }
     }
-    let today = rules.today(now);
-    for (day, points) in &sim.buckets {
-        if *day < today {
-            postings.push(
-                Posting::new(
-                    -points,
-                    Reason::Expire,
-                    format!("valid through {day}"),
-                    format!("expire#{user_key}#{day}#{}", account.seq),
-                )
-                .with_kind(Kind::Expire { bucket: *day }),
-            );
-        }
-    }
+    postings.extend(expire_due(&sim, user_key, now, rules));
     postings
+}
+
+/// Expiries due at `now`: every bucket whose last valid day is before today (business zone).
+pub fn expire_due(
+    account: &Account,
+    user_key: &str,
+    now: DateTime<Utc>,
+    rules: &LedgerRules,
+) -> Vec<Posting> {
+    let today = rules.today(now);
+    account
+        .buckets
+        .iter()
+        .filter(|(day, _)| **day < today)
+        .map(|(day, points)| {
+            Posting::new(
+                -points,
+                Reason::Expire,
+                format!("valid through {day}"),
+                format!("expire#{user_key}#{day}#{}", account.seq),
+            )
+            .with_kind(Kind::Expire { bucket: *day })
+        })
+        .collect()
 }
 
 /// Points expiring on each of the coming days, soonest first (after housekeeping).

@@ -102,6 +102,9 @@ impl TierConfig {
             if t.max_members == Some(0) {
                 return bad("max_members must be at least 1");
             }
+            if i == 0 && t.max_members.is_some() {
+                return bad("the first tier takes everyone and cannot be capped");
+            }
         }
         Ok(())
     }
@@ -345,6 +348,7 @@ mod tests {
         assert!(bad(&|c| c.tiers[1].name = "New".into()));
         assert!(bad(&|c| c.tiers[1].multiplier_bps = 0));
         assert!(bad(&|c| c.tiers[1].max_members = Some(0)));
+        assert!(bad(&|c| c.tiers[0].max_members = Some(10)));
     }
 
     #[test]

@@ -118,6 +118,9 @@ impl From<DomainError> for ApiError {
                 "Grant fully reversed",
                 err.to_string(),
             ),
+            DomainError::HoldLimitReached { .. } => {
+                ApiError::new(429, "hold-limit-reached", "Hold limit reached", err.to_string())
+            }
             DomainError::NotMissed => ApiError::new(409, "not-missed", "Date not missed", err.to_string()),
             DomainError::MakeupLimitReached { .. } => ApiError::new(
                 409,

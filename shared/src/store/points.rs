@@ -14,6 +14,9 @@ use crate::domain::ledger::{Kind, LedgerEntry, Posting, Reason};
 use crate::domain::tiers::{MultiplierWindow, Multipliers, TierConfig, TierState};
 use crate::domain::{DomainError, UserId};
 
+/// Multiplier windows kept at once (the item holding them stays far below 400 KB).
+const MAX_MULTIPLIER_WINDOWS: usize = 50;
+
 /// An API call made with an `Idempotency-Key`: its record's key and a digest of the request.
 #[derive(Debug, Clone)]
 pub struct IdempotentCall {
@@ -289,6 +292,10 @@ impl Store {
             .map(from_item)
             .transpose()?
             .ok_or(DomainError::NotFound("hold"))?;
+        // A hold belongs to the caller that made it (admins may settle any).
+        if record.by != who.by && !who.by.starts_with("admin:") {
+            return Err(DomainError::NotFound("hold").into());
+        }
         let user = UserId::parse(&record.user_id)?;
         self.idempotent(&user, &[], call, DomainError::HoldNotActive, now, |snap| {
             let hold = snap
@@ -344,9 +351,17 @@ impl Store {
         config.validate()?;
         for _ in 0..5 {
             let state = self.tier_state().await?;
+            // Seats are counted while a tier is capped; a tier without a cap drops its count.
+            let mut seats = state.seats.clone();
+            seats.retain(|name, _| {
+                config
+                    .tiers
+                    .iter()
+                    .any(|t| &t.name == name && t.max_members.is_some())
+            });
             let next = TierState {
                 config: Some(config.clone()),
-                seats: state.seats.clone(),
+                seats,
                 version: state.version + 1,
             };
             if self.put_config(&keys::tiers(), &next, state.version).await? {
@@ -373,6 +388,13 @@ impl Store {
             let mut all = self.multipliers().await?;
             let version = all.version;
             all.windows.insert(id.to_owned(), window.clone());
+            if all.windows.len() > MAX_MULTIPLIER_WINDOWS {
+                return Err(DomainError::invalid(
+                    "multiplier_id",
+                    format!("at most {MAX_MULTIPLIER_WINDOWS} windows"),
+                )
+                .into());
+            }
             all.version += 1;
             if self.put_config(&keys::multipliers(), &all, version).await? {
                 return Ok(());

@@ -503,6 +503,12 @@ impl Store {
                 postings.push(priced);
             }
         }
+        // A release may have put points back into a bucket that has expired meanwhile: they
+        // expire in the same transaction, so no answer or balance ever shows them.
+        for posting in ledger::expire_due(&account, user.as_str(), now, &self.rules) {
+            account = ledger::apply(&account, &posting, now, &self.rules, String::new())?.0;
+            postings.push(posting);
+        }
         let mut seats = None;
         if !postings.is_empty()
             && let Some(tier_move) = tiers::evaluate(

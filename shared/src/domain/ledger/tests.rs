@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use chrono::{Days, Duration};
+use chrono::Duration;
 use proptest::prelude::*;
 
 use super::*;
@@ -206,14 +206,77 @@ fn refuses_zero_oversized_and_overflow() {
     ));
 }
 
+#[test]
+fn expired_points_given_back_by_a_release_never_pay_debt() {
+    // Review scenario: 100 earned in Nov 2026, 50 in Dec 2026; all 150 held just before Nov's
+    // points expire; Dec's grant reversed after midnight (debt 50); then the hold is released.
+    let a = earn(&Account::default(), 100, "2026-11-10T12:00:00+08:00");
+    let a = earn(&a, 50, "2026-12-10T12:00:00+08:00");
+    let hold = Posting::new(-150, Reason::Hold, "o", "hold#h").with_kind(Kind::Hold {
+        hold_id: "h".into(),
+        expires_at: at("2027-12-01T00:20:00+08:00"),
+    });
+    let (a, _) = post(&a, hold, "2027-11-30T23:50:00+08:00").unwrap();
+    let reverse = Posting::new(-50, Reason::Reversal, "g2", "rev").with_kind(Kind::Reverse {
+        bucket: Some(day("2027-12-31")),
+    });
+    let (a, _) = post(&a, reverse, "2027-12-01T00:05:00+08:00").unwrap();
+    assert_eq!((a.balance, a.debt), (-50, 50));
+    let release =
+        Posting::new(150, Reason::Release, "o", "release#h").with_kind(Kind::Release { hold_id: "h".into() });
+    let (a, _) = post(&a, release, "2027-12-01T00:10:00+08:00").unwrap();
+    // December's 50 paid the debt; November's 100 went back to their expired bucket…
+    assert_eq!(
+        (a.debt, a.buckets.clone()),
+        (0, BTreeMap::from([(day("2027-11-30"), 100)]))
+    );
+    // …and expire at once.
+    let due = expire_due(&a, "u", at("2027-12-01T00:10:00+08:00"), &rules());
+    let (a, _) = apply(&a, &due[0], at("2027-12-01T00:10:00+08:00"), &rules(), "e".into()).unwrap();
+    assert_eq!((a.balance, a.debt, a.buckets.len()), (0, 0, 0));
+}
+
+#[test]
+fn a_member_has_at_most_twenty_open_holds() {
+    let mut a = earn(&Account::default(), 1_000, "2026-11-10T12:00:00+08:00");
+    for i in 0..MAX_OPEN_HOLDS {
+        let hold = Posting::new(-1, Reason::Hold, "o", format!("hold#{i}")).with_kind(Kind::Hold {
+            hold_id: format!("h{i}"),
+            expires_at: at("2026-11-10T12:30:00+08:00"),
+        });
+        a = post(&a, hold, "2026-11-10T12:00:00+08:00").unwrap().0;
+    }
+    let one_more = Posting::new(-1, Reason::Hold, "o", "hold#x").with_kind(Kind::Hold {
+        hold_id: "hx".into(),
+        expires_at: at("2026-11-10T12:30:00+08:00"),
+    });
+    assert_eq!(
+        post(&a, one_more, "2026-11-10T12:00:00+08:00").unwrap_err(),
+        DomainError::HoldLimitReached { max: MAX_OPEN_HOLDS }
+    );
+}
+
+#[test]
+fn releases_and_expiries_move_any_amount() {
+    // Two grants of the maximum in one month make a bucket above MAX_POSTING; it still expires.
+    let a = earn(&Account::default(), MAX_POSTING, "2026-11-10T12:00:00+08:00");
+    let a = earn(&a, MAX_POSTING, "2026-11-11T12:00:00+08:00");
+    let due = housekeeping(&a, "u", at("2027-12-01T00:00:00+08:00"), &rules());
+    let (a, _) = apply(&a, &due[0], at("2027-12-01T00:00:00+08:00"), &rules(), "e".into()).unwrap();
+    assert_eq!(a.balance, 0);
+}
+
 // ---- Property test against a reference model --------------------------------------------------
 
-/// Naive model: a list of lots (last valid day, points), a debt, holds as lists of lots.
+/// Naive model: a list of lots (last valid day, points), a debt, holds as lists of lots, growth.
 #[derive(Default, Clone)]
 struct Model {
     lots: Vec<(NaiveDate, i64)>,
     debt: i64,
     holds: BTreeMap<String, Vec<(NaiveDate, i64)>>,
+    earned: i64,
+    /// The hold the next `take` fills.
+    pending_hold: Option<String>,
 }
 
 impl Model {
@@ -236,7 +299,7 @@ impl Model {
             self.lots.push((d, p));
         }
     }
-    fn take(&mut self, mut n: i64, first: Option<NaiveDate>) -> (Vec<(NaiveDate, i64)>, i64) {
+    fn take(&mut self, mut n: i64, first: Option<NaiveDate>) -> i64 {
         self.lots.sort_by_key(|l| (Some(l.0) != first, l.0));
         let mut taken = Vec::new();
         for lot in self.lots.iter_mut() {
@@ -248,7 +311,18 @@ impl Model {
             }
         }
         self.lots.retain(|l| l.1 > 0);
-        (taken, n)
+        if let Some(h) = self.pending_hold.take() {
+            self.holds.insert(h, taken);
+        }
+        n
+    }
+    /// Gives a hold back: expired lots are simply gone, valid ones pay debt first.
+    fn give_back(&mut self, id: &str, today: NaiveDate) {
+        for (d, p) in self.holds.remove(id).unwrap() {
+            if d >= today {
+                self.add(d, p);
+            }
+        }
     }
     fn housekeeping(
         &mut self,
@@ -263,9 +337,7 @@ impl Model {
             .cloned()
             .collect();
         for h in due {
-            for (d, p) in self.holds.remove(&h).unwrap() {
-                self.add(d, p);
-            }
+            self.give_back(&h, today);
         }
         self.lots.retain(|l| l.0 >= today);
     }
@@ -273,20 +345,20 @@ impl Model {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Earn(i64),
+    Earn(i64, bool),
     Spend(i64),
     Hold(i64),
     Capture(usize),
     Release(usize),
     Reverse(i64, usize),
     Jump(u32),
-    /// To the first second of a coming local month (plus some seconds): expiry boundaries.
+    /// To the last second of a local month or the first of the next: expiry boundaries.
     ToMonthStart(u32, u32),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (1i64..500).prop_map(Op::Earn),
+        4 => ((1i64..500), any::<bool>()).prop_map(|(n, c)| Op::Earn(n, c)),
         3 => (1i64..400).prop_map(Op::Spend),
         2 => (1i64..300).prop_map(Op::Hold),
         1 => (0usize..8).prop_map(Op::Capture),
@@ -300,9 +372,10 @@ fn op() -> impl Strategy<Value = Op> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
-    /// For any sequence of grants, spends, holds, captures, releases, reversals and clock jumps:
-    /// the balance equals the sum of the ledger and the model's; buckets equal the model's; no
-    /// expired point is ever spent or held; spending takes the soonest-expiring points first.
+    /// For any sequence of earnings, spends, holds, captures, releases, reversals and clock jumps,
+    /// run as the store runs them (housekeeping before, expiries after): the balance equals the
+    /// sum of the ledger and the model's; buckets, debt and growth equal the model's; no expired
+    /// point is ever shown, spent or held; spending takes the soonest-expiring points first.
     #[test]
     fn matches_the_reference_model(ops in prop::collection::vec(op(), 1..80)) {
         let r = rules();
@@ -315,23 +388,23 @@ proptest! {
         let mut deadlines = BTreeMap::new();
         for (i, op) in ops.into_iter().enumerate() {
             let today = r.today(now);
-            // What the engine does before every decision.
             for p in housekeeping(&account, "u", now, &r) {
                 let (next, e) = apply(&account, &p, now, &r, format!("h{i}")).unwrap();
                 account = next;
                 entries.push(e);
             }
             model.housekeeping(today, now, &deadlines);
-            prop_assert!(account.buckets.keys().all(|d| *d >= today), "expired points left after housekeeping");
             let before = account.buckets.clone();
             let posting = match &op {
-                Op::Earn(n) => Some(Posting::new(*n, Reason::Grant, "g", format!("g{i}"))),
-                Op::Spend(n) => Some(Posting::new(-n, Reason::Makeup, "s", format!("s{i}"))),
-                Op::Hold(n) => {
-                    let id = format!("h{i}");
-                    Some(Posting::new(-n, Reason::Hold, "o", format!("hold{i}"))
-                        .with_kind(Kind::Hold { hold_id: id, expires_at: now + Duration::minutes(30) }))
+                Op::Earn(n, checkin) => {
+                    let reason = if *checkin { Reason::Checkin } else { Reason::Grant };
+                    Some(Posting::new(*n, reason, "g", format!("g{i}")))
                 }
+                Op::Spend(n) => Some(Posting::new(-n, Reason::Makeup, "s", format!("s{i}"))),
+                Op::Hold(n) => Some(
+                    Posting::new(-n, Reason::Hold, "o", format!("hold{i}"))
+                        .with_kind(Kind::Hold { hold_id: format!("h{i}"), expires_at: now + Duration::minutes(30) }),
+                ),
                 Op::Capture(k) => hold_ids.get(*k).map(|id| {
                     Posting::new(0, Reason::Capture, "o", format!("c{i}")).with_kind(Kind::Capture { hold_id: id.clone() })
                 }),
@@ -342,8 +415,8 @@ proptest! {
                 Op::Reverse(n, g) => grants.get(*g).map(|b| {
                     Posting::new(-n, Reason::Reversal, "v", format!("v{i}")).with_kind(Kind::Reverse { bucket: Some(*b) })
                 }),
-                Op::Jump(minutes_x10) => {
-                    now += Duration::minutes(i64::from(*minutes_x10) * 10 + 1) + Duration::days(i64::from(*minutes_x10 % 7) * 9);
+                Op::Jump(x) => {
+                    now += Duration::minutes(i64::from(*x) * 10 + 1) + Duration::days(i64::from(*x % 7) * 9);
                     None
                 }
                 Op::ToMonthStart(months, seconds) => {
@@ -357,59 +430,63 @@ proptest! {
             match apply(&account, &posting, now, &r, format!("e{i}")) {
                 Ok((next, entry)) => {
                     match &op {
-                        Op::Earn(n) => {
+                        Op::Earn(n, _) => {
                             model.add(r.bucket_for(now), *n);
+                            model.earned += n;
                             grants.push(r.bucket_for(now));
                         }
                         Op::Spend(n) | Op::Hold(n) => {
-                            let (taken, short) = model.take(*n, None);
-                            prop_assert_eq!(short, 0);
-                            // Soonest first: everything before the last bucket touched is used up.
-                            let last = taken.last().map(|t| t.0).unwrap();
-                            prop_assert!(next.buckets.keys().all(|d| *d >= last));
-                            prop_assert!(taken.iter().all(|t| t.0 >= today), "an expired point was spent");
+                            // Which buckets the engine took from, by difference.
+                            let used: Vec<NaiveDate> =
+                                before.iter().filter(|(d, p)| next.buckets.get(d).copied().unwrap_or(0) < **p).map(|(d, _)| *d).collect();
+                            prop_assert!(used.iter().all(|d| *d >= today), "an expired point was spent");
+                            let last = *used.last().unwrap();
+                            prop_assert!(before.keys().filter(|d| **d < last).all(|d| !next.buckets.contains_key(d)), "not soonest first");
                             if let Op::Hold(_) = op {
-                                model.holds.insert(format!("h{i}"), taken);
+                                model.pending_hold = Some(format!("h{i}"));
                                 hold_ids.push(format!("h{i}"));
                                 deadlines.insert(format!("h{i}"), now + Duration::minutes(30));
                             }
+                            prop_assert_eq!(model.take(*n, None), 0);
                         }
-                        Op::Capture(k) => {
-                            prop_assert!(model.holds.remove(&hold_ids[*k]).is_some());
-                        }
-                        Op::Release(k) => {
-                            for (d, p) in model.holds.remove(&hold_ids[*k]).unwrap() {
-                                model.add(d, p);
-                            }
-                        }
+                        Op::Capture(k) => prop_assert!(model.holds.remove(&hold_ids[*k]).is_some()),
+                        Op::Release(k) => model.give_back(&hold_ids[*k], today),
                         Op::Reverse(n, g) => {
-                            let (_, short) = model.take(*n, Some(grants[*g]));
+                            let short = model.take(*n, Some(grants[*g]));
                             model.debt += short;
+                            model.earned = (model.earned - n).max(0);
                         }
                         Op::Jump(_) | Op::ToMonthStart(..) => unreachable!(),
                     }
-                    let _ = before;
                     account = next;
                     entries.push(entry);
                 }
-                Err(DomainError::InsufficientPoints { balance, needed }) => {
+                Err(DomainError::InsufficientPoints { needed, .. }) => {
                     prop_assert!(matches!(op, Op::Spend(_) | Op::Hold(_)));
-                    prop_assert!(model.debt > 0 || needed > balance);
+                    prop_assert!(model.debt > 0 || needed > model.balance());
                 }
                 Err(DomainError::HoldNotActive) => {
                     let k = match op { Op::Capture(k) | Op::Release(k) => k, _ => usize::MAX };
                     prop_assert!(!model.holds.contains_key(&hold_ids[k]));
                 }
+                Err(DomainError::HoldLimitReached { .. }) => prop_assert!(model.holds.len() >= MAX_OPEN_HOLDS),
                 Err(e) => prop_assert!(false, "unexpected {:?} for {:?}", e, op),
             }
+            // What the store does after the plan: expiries that a release made due.
+            for p in expire_due(&account, "u", now, &r) {
+                let (next, e) = apply(&account, &p, now, &r, format!("x{i}")).unwrap();
+                account = next;
+                entries.push(e);
+            }
+            prop_assert!(account.buckets.keys().all(|d| *d >= today), "expired points shown");
             let sum: i64 = entries.iter().map(|e| e.delta).sum();
             prop_assert_eq!(account.balance, sum, "balance = Σ ledger");
             prop_assert_eq!(account.balance, model.balance());
             prop_assert_eq!(account.debt, model.debt);
             prop_assert_eq!(&account.buckets, &model.totals());
+            prop_assert_eq!(account.lifetime_earned, model.earned);
             prop_assert!(account.debt == 0 || account.buckets.is_empty());
             prop_assert_eq!(account.seq, entries.len() as u64);
-            let _ = Days::new(0);
         }
     }
 }
