@@ -75,6 +75,10 @@ async fn a_hundred_concurrent_replays_of_one_grant_pay_once_and_answer_alike() {
         "every replay gets the original answer"
     );
     assert_eq!(bodies[0]["points"], 120);
+    assert_eq!(
+        bodies[0]["tier"], "New",
+        "a member who never moved is in the lowest tier"
+    );
     assert_eq!(count(&ledger(&api, "ann", NOW).await, "grant"), 1);
     // A day later the same key still pays nothing and answers the same.
     let later = grant(&api, "order-1-paid", "ann", 120, "2026-11-24T10:00:00+08:00").await;

@@ -129,7 +129,15 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<String, crate::Error> {
         let business_key = super::keys::business::grant(caller, idempotency_key);
-        self.idempotent(user, &[], call, DomainError::IdempotencyKeyReused, now, |_| {
+        self.idempotent(user, &[], call, DomainError::IdempotencyKeyReused, now, |snap| {
+            // A member never moved yet is in the lowest tier.
+            let lowest = snap
+                .get::<TierState>(&keys::tiers())?
+                .unwrap_or_default()
+                .config()
+                .tiers[0]
+                .name
+                .clone();
             let mut postings = Vec::new();
             if base > 0 {
                 let mut posting = Posting::new(base, reason, reference, business_key.clone());
@@ -150,7 +158,7 @@ impl Store {
                     "entry_seq": entry.map(|e| e.seq),
                     "expires_after": entry.and_then(|e| e.expires_after),
                     "balance": account.balance,
-                    "tier": account.tier,
+                    "tier": account.tier.clone().unwrap_or(lowest),
                 }))
             });
             Ok((postings, vec![], respond))
