@@ -225,3 +225,18 @@ pub fn fixed_now() -> chrono::DateTime<chrono::Utc> {
         .expect("instant")
         .with_timezone(&chrono::Utc)
 }
+
+/// Runs `task(0)`, …, `task(n - 1)` at the same time, each spawned on the runtime's threads, and
+/// returns their results in order: real concurrency against DynamoDB Local.
+pub async fn concurrently<T, Fut>(n: usize, task: impl Fn(usize) -> Fut) -> Vec<T>
+where
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = (0..n).map(|i| tokio::spawn(task(i))).collect();
+    let mut results = Vec::with_capacity(n);
+    for handle in handles {
+        results.push(handle.await.expect("a concurrent task panicked"));
+    }
+    results
+}

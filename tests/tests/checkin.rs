@@ -138,16 +138,14 @@ async fn fifty_simultaneous_checkins_pay_once() {
     let env = TestEnv::new().await;
     let api = std::sync::Arc::new(env.spawn_api().await);
     let carol = member_token("carol");
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let api = api.clone();
-            let carol = carol.clone();
-            tokio::spawn(async move { check_in(&api, &carol, &nov(23)).await })
-        })
-        .collect();
+    let replies = e2e::concurrently(50, |_| {
+        let api = api.clone();
+        let carol = carol.clone();
+        async move { check_in(&api, &carol, &nov(23)).await }
+    })
+    .await;
     let mut fresh = 0;
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in replies {
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.body["current_streak"], 1);
         if r.body["checked_in_now"] == true {
@@ -179,16 +177,14 @@ async fn twenty_simultaneous_makeups_of_one_date_charge_once() {
     env.seed_points("dave", 100).await;
     check_in(&api, &dave, &nov(20)).await;
     check_in(&api, &dave, &nov(22)).await;
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let api = api.clone();
-            let dave = dave.clone();
-            tokio::spawn(async move { make_up(&api, &dave, &nov(22), "2026-11-21").await })
-        })
-        .collect();
+    let replies = e2e::concurrently(20, |_| {
+        let api = api.clone();
+        let dave = dave.clone();
+        async move { make_up(&api, &dave, &nov(22), "2026-11-21").await }
+    })
+    .await;
     let mut ok = 0;
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in replies {
         match r.status {
             200 => ok += 1,
             _ => r.assert_problem(409, "not-missed"),

@@ -23,25 +23,24 @@ async fn fifty_concurrent_credits_with_one_business_key_pay_once() {
     let env = TestEnv::new().await;
     let u = user("alice");
     let now = at("2026-11-23T08:00:00Z");
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let store = env.app.store.clone();
-            let u = u.clone();
-            tokio::spawn(async move {
-                store
-                    .post(
-                        &u,
-                        Posting::new(10, Reason::Grant, "order-1", "grant#shop#order-1"),
-                        now,
-                    )
-                    .await
-            })
-        })
-        .collect();
+    let replies = e2e::concurrently(50, |_| {
+        let store = env.app.store.clone();
+        let u = u.clone();
+        async move {
+            store
+                .post(
+                    &u,
+                    Posting::new(10, Reason::Grant, "order-1", "grant#shop#order-1"),
+                    now,
+                )
+                .await
+        }
+    })
+    .await;
     let mut committed = 0;
     let mut replayed = BTreeSet::new();
-    for t in tasks {
-        match t.await.unwrap().unwrap() {
+    for r in replies {
+        match r.unwrap() {
             TxOutcome::Committed { entries, .. } => {
                 committed += 1;
                 assert_eq!(entries.len(), 1);
@@ -69,28 +68,28 @@ async fn fifty_concurrent_credits_with_different_keys_all_land_and_sum_up() {
     let env = TestEnv::new().await;
     let u = user("bob");
     let now = at("2026-11-23T08:00:00Z");
-    let tasks: Vec<_> = (0..50i64)
-        .map(|i| {
-            let store = env.app.store.clone();
-            let u = u.clone();
-            tokio::spawn(async move {
-                store
-                    .post(
-                        &u,
-                        Posting::new(
-                            i + 1,
-                            Reason::Grant,
-                            format!("order-{i}"),
-                            format!("grant#shop#order-{i}"),
-                        ),
-                        now,
-                    )
-                    .await
-            })
-        })
-        .collect();
-    for t in tasks {
-        assert!(matches!(t.await.unwrap().unwrap(), TxOutcome::Committed { .. }));
+    let replies = e2e::concurrently(50, |i| {
+        let i = i64::try_from(i).expect("small");
+        let store = env.app.store.clone();
+        let u = u.clone();
+        async move {
+            store
+                .post(
+                    &u,
+                    Posting::new(
+                        i + 1,
+                        Reason::Grant,
+                        format!("order-{i}"),
+                        format!("grant#shop#order-{i}"),
+                    ),
+                    now,
+                )
+                .await
+        }
+    })
+    .await;
+    for r in replies {
+        assert!(matches!(r.unwrap(), TxOutcome::Committed { .. }));
     }
     let entries = all_entries(&env, &u).await;
     let grants = entries.iter().filter(|e| e.reason == Reason::Grant).count();

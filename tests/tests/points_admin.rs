@@ -58,15 +58,13 @@ fn count(entries: &[Value], reason: &str) -> usize {
 async fn a_hundred_concurrent_replays_of_one_grant_pay_once_and_answer_alike() {
     let env = TestEnv::new().await;
     let api = Arc::new(env.spawn_api().await);
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            let api = api.clone();
-            tokio::spawn(async move { grant(&api, "order-1-paid", "ann", 120, NOW).await })
-        })
-        .collect();
+    let replies = e2e::concurrently(100, |_| {
+        let api = api.clone();
+        async move { grant(&api, "order-1-paid", "ann", 120, NOW).await }
+    })
+    .await;
     let mut bodies = Vec::new();
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in replies {
         assert_eq!(r.status, 200, "{}", r.body);
         bodies.push(r.body);
     }
@@ -112,26 +110,24 @@ async fn concurrent_holds_never_overdraw() {
     let env = TestEnv::new().await;
     let api = Arc::new(env.spawn_api().await);
     grant(&api, "seed", "cid", 1_000, NOW).await;
-    let tasks: Vec<_> = (0..12)
-        .map(|i| {
-            let api = api.clone();
-            tokio::spawn(async move {
-                let body = json!({ "user_id": "cid", "amount": 300, "ref": format!("order-{i}") });
-                call(
-                    &api,
-                    "/v1/admin/points/holds",
-                    &service_token("shop"),
-                    &format!("hold-{i}"),
-                    NOW,
-                    &body,
-                )
-                .await
-            })
-        })
-        .collect();
+    let replies = e2e::concurrently(12, |i| {
+        let api = api.clone();
+        async move {
+            let body = json!({ "user_id": "cid", "amount": 300, "ref": format!("order-{i}") });
+            call(
+                &api,
+                "/v1/admin/points/holds",
+                &service_token("shop"),
+                &format!("hold-{i}"),
+                NOW,
+                &body,
+            )
+            .await
+        }
+    })
+    .await;
     let mut held = 0;
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in replies {
         match r.status {
             200 => held += 1,
             _ => r.assert_problem(409, "insufficient-points"),
@@ -165,27 +161,25 @@ async fn capture_and_release_racing_exactly_one_wins() {
         )
         .await;
         let hold_id = hold.body["hold_id"].as_str().unwrap().to_owned();
-        let tasks: Vec<_> = ["capture", "release"]
-            .into_iter()
-            .map(|action| {
-                let (api, hold_id) = (api.clone(), hold_id.clone());
-                tokio::spawn(async move {
-                    let path = format!("/v1/admin/points/holds/{hold_id}/{action}");
-                    call(
-                        &api,
-                        &path,
-                        &service_token("shop"),
-                        &format!("{action}-{hold_id}"),
-                        NOW,
-                        &json!({}),
-                    )
-                    .await
-                })
-            })
-            .collect();
+        let replies = e2e::concurrently(2, |i| {
+            let action = ["capture", "release"][i];
+            let (api, hold_id) = (api.clone(), hold_id.clone());
+            async move {
+                let path = format!("/v1/admin/points/holds/{hold_id}/{action}");
+                call(
+                    &api,
+                    &path,
+                    &service_token("shop"),
+                    &format!("{action}-{hold_id}"),
+                    NOW,
+                    &json!({}),
+                )
+                .await
+            }
+        })
+        .await;
         let mut winners = 0;
-        for t in tasks {
-            let r = t.await.unwrap();
+        for r in replies {
             match r.status {
                 200 => winners += 1,
                 _ => r.assert_problem(409, "hold-not-active"),
@@ -207,26 +201,24 @@ async fn partial_reversals_are_capped_at_the_grant() {
     let env = TestEnv::new().await;
     let api = Arc::new(env.spawn_api().await);
     grant(&api, "order-9", "eve", 100, NOW).await;
-    let tasks: Vec<_> = (0..8)
-        .map(|i| {
-            let api = api.clone();
-            tokio::spawn(async move {
-                let body = json!({ "grant_idempotency_key": "order-9", "amount": 30, "reason": "refund" });
-                call(
-                    &api,
-                    "/v1/admin/points/reversals",
-                    &service_token("shop"),
-                    &format!("refund-{i}"),
-                    NOW,
-                    &body,
-                )
-                .await
-            })
-        })
-        .collect();
+    let replies = e2e::concurrently(8, |i| {
+        let api = api.clone();
+        async move {
+            let body = json!({ "grant_idempotency_key": "order-9", "amount": 30, "reason": "refund" });
+            call(
+                &api,
+                "/v1/admin/points/reversals",
+                &service_token("shop"),
+                &format!("refund-{i}"),
+                NOW,
+                &body,
+            )
+            .await
+        }
+    })
+    .await;
     let mut reversed = 0;
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in replies {
         match r.status {
             200 => reversed += r.body["reversed"].as_i64().unwrap(),
             _ => r.assert_problem(409, "grant-fully-reversed"),
@@ -489,15 +481,13 @@ async fn a_capped_tier_never_exceeds_its_members_under_concurrency() {
         .send_json(Method::PUT, "/v1/admin/tiers", &admin_token("ops"), NOW, &tiers)
         .await;
     assert_eq!(put.status, 200, "{}", put.body);
-    let tasks: Vec<_> = (0..10)
-        .map(|i| {
-            let api = api.clone();
-            tokio::spawn(async move { grant(&api, &format!("big-{i}"), &format!("m{i}"), 5_000, NOW).await })
-        })
-        .collect();
+    let replies = e2e::concurrently(10, |i| {
+        let api = api.clone();
+        async move { grant(&api, &format!("big-{i}"), &format!("m{i}"), 5_000, NOW).await }
+    })
+    .await;
     let mut tiers_seen = Vec::new();
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in replies {
         assert_eq!(r.status, 200, "{}", r.body);
         tiers_seen.push(r.body["tier"].as_str().unwrap().to_owned());
     }
