@@ -240,3 +240,17 @@ where
     }
     results
 }
+
+/// How many replies succeeded (200); every other reply must be the problem `status`/`kind`.
+#[track_caller]
+pub fn successes(replies: &[Reply], status: u16, kind: &str) -> usize {
+    let mut ok = 0;
+    for reply in replies {
+        if reply.status == 200 {
+            ok += 1;
+        } else {
+            reply.assert_problem(status, kind);
+        }
+    }
+    ok
+}

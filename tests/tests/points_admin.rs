@@ -126,13 +126,7 @@ async fn concurrent_holds_never_overdraw() {
         }
     })
     .await;
-    let mut held = 0;
-    for r in replies {
-        match r.status {
-            200 => held += 1,
-            _ => r.assert_problem(409, "insufficient-points"),
-        }
-    }
+    let held = e2e::successes(&replies, 409, "insufficient-points");
     assert_eq!(held, 3, "1000 points hold three times 300");
     let p = points(&api, "cid", NOW).await;
     assert_eq!(
@@ -178,13 +172,7 @@ async fn capture_and_release_racing_exactly_one_wins() {
             }
         })
         .await;
-        let mut winners = 0;
-        for r in replies {
-            match r.status {
-                200 => winners += 1,
-                _ => r.assert_problem(409, "hold-not-active"),
-            }
-        }
+        let winners = e2e::successes(&replies, 409, "hold-not-active");
         assert_eq!(winners, 1, "round {round}");
     }
     let entries = ledger(&api, "dan", NOW).await;
