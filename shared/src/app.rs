@@ -12,7 +12,12 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config, client: aws_sdk_dynamodb::Client) -> Self {
-        let store = Store::new(client, config.table_name.clone(), config.ledger_rules());
+        let store = Store::with_config_cache(
+            client,
+            config.table_name.clone(),
+            config.ledger_rules(),
+            std::time::Duration::from_secs(u64::from(config.config_cache_seconds)),
+        );
         Self { config, store }
     }
 

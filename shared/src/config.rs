@@ -21,6 +21,8 @@ pub struct Config {
     /// `PURCHASE_RATE_BPS`: points per yuan of an order, in basis points (10000 = 1 point per
     /// yuan); the result is rounded down.
     pub purchase_rate_bps: u32,
+    /// `CONFIG_CACHE_SECONDS`: how long a warm function reuses configuration it read (30; 0 = none).
+    pub config_cache_seconds: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,7 @@ impl Config {
             validity_months: number("POINTS_VALIDITY_MONTHS", 12, 1..=120)?,
             hold_minutes: number("HOLD_MINUTES", 30, 1..=10_080)?,
             purchase_rate_bps: number("PURCHASE_RATE_BPS", 10_000, 0..=1_000_000)?,
+            config_cache_seconds: number("CONFIG_CACHE_SECONDS", 30, 0..=3_600)?,
         })
     }
 

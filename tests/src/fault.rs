@@ -27,7 +27,7 @@ pub type Rule = Arc<dyn Fn(&str, usize) -> Option<Fault> + Send + Sync>;
 
 pub struct FaultProxy {
     pub endpoint: String,
-    calls: Arc<Mutex<HashMap<String, usize>>>,
+    calls: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
 
 impl FaultProxy {
@@ -35,7 +35,7 @@ impl FaultProxy {
     pub async fn start(upstream: String, rule: Rule) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-        let calls: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let calls: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
         let state = (Arc::new(upstream), calls.clone(), rule, reqwest::Client::new());
         tokio::spawn(async move {
             loop {
@@ -59,19 +59,24 @@ impl FaultProxy {
 
     /// How many calls of `operation` reached the proxy (faulted or forwarded).
     pub fn calls(&self, operation: &str) -> usize {
+        self.bodies(operation).len()
+    }
+
+    /// The request bodies of the calls of `operation`, in order.
+    pub fn bodies(&self, operation: &str) -> Vec<String> {
         self.calls
             .lock()
             .expect("lock")
             .get(operation)
-            .copied()
-            .unwrap_or(0)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
 async fn proxy(
     req: hyper::Request<Incoming>,
     upstream: &str,
-    calls: &Mutex<HashMap<String, usize>>,
+    calls: &Mutex<HashMap<String, Vec<String>>>,
     rule: &Rule,
     client: &reqwest::Client,
 ) -> hyper::Response<Full<Bytes>> {
@@ -85,9 +90,9 @@ async fn proxy(
     let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
     let nth = {
         let mut calls = calls.lock().expect("lock");
-        let n = calls.entry(operation.clone()).or_insert(0);
-        *n += 1;
-        *n - 1
+        let seen = calls.entry(operation.clone()).or_default();
+        seen.push(String::from_utf8_lossy(&body).into_owned());
+        seen.len() - 1
     };
     if let Some(fault) = rule(&operation, nth) {
         return fault_response(fault);

@@ -94,3 +94,27 @@ async fn endless_conflicts_end_in_503_and_write_nothing() {
     assert!(proxy.calls("TransactWriteItems") > 10, "retried before giving up");
     assert_eq!(env.item_count().await, 0);
 }
+
+#[tokio::test]
+async fn configuration_is_read_once_per_process_not_per_request() {
+    let env = TestEnv::new().await;
+    let proxy = FaultProxy::start(e2e::endpoint(), Arc::new(|_, _| None)).await;
+    let api = through(&proxy, &env).await;
+    let alice = member_token("alice");
+    for _ in 0..3 {
+        assert_eq!(api.get("/v1/points", Some(&alice), None).await.status, 200);
+    }
+    let reads = proxy.bodies("BatchGetItem");
+    assert_eq!(reads.len(), 3);
+    assert!(
+        reads[0].contains("TIERS") && reads[0].contains("MULTIPLIERS"),
+        "{}",
+        reads[0]
+    );
+    for later in &reads[1..] {
+        assert!(
+            !later.contains("CONFIG"),
+            "the tier and multiplier items came from the cache: {later}"
+        );
+    }
+}

@@ -108,6 +108,7 @@ impl Store {
             .send()
             .await
             .map_err(classify)?;
+        self.cache.forget(&keys::campaign(id));
         Ok(campaign)
     }
 

@@ -1,5 +1,6 @@
 //! All DynamoDB access. The only module that formats key strings ([`keys`]).
 
+mod cache;
 mod checkin;
 pub mod keys;
 pub mod ledger;
@@ -124,20 +125,33 @@ pub fn local_client(endpoint: &str) -> Client {
     Client::from_conf(config)
 }
 
-/// The table, its client, and the ledger's rules (validity, hold time, business zone).
+/// The table, its client, the ledger's rules (validity, hold time, business zone) and the
+/// process's configuration cache.
 #[derive(Debug, Clone)]
 pub struct Store {
     client: Client,
     table: String,
     rules: LedgerRules,
+    cache: std::sync::Arc<cache::ConfigCache>,
 }
 
 impl Store {
     pub fn new(client: Client, table: impl Into<String>, rules: LedgerRules) -> Self {
+        Self::with_config_cache(client, table, rules, Duration::from_secs(30))
+    }
+
+    /// Like [`Store::new`], caching configuration items for `ttl` (zero: no cache).
+    pub fn with_config_cache(
+        client: Client,
+        table: impl Into<String>,
+        rules: LedgerRules,
+        ttl: Duration,
+    ) -> Self {
         Self {
             client,
             table: table.into(),
             rules,
+            cache: std::sync::Arc::new(cache::ConfigCache::new(ttl)),
         }
     }
 

@@ -434,7 +434,10 @@ impl Store {
                 )
         };
         match put.send().await {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.cache.forget(key);
+                Ok(true)
+            }
             Err(err)
                 if err
                     .as_service_error()

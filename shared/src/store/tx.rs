@@ -23,6 +23,7 @@ use rand::RngExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::cache::ConfigCache;
 use super::{Item, Key, Store, StoreError, classify, from_item, keys, to_item_with_key};
 use crate::domain::ledger::{self, Account, Kind, LedgerEntry, Posting, Reason};
 use crate::domain::tiers::{self, Multipliers, TierState};
@@ -177,7 +178,7 @@ impl Store {
                     return Err(StoreError::Contention(attempt).into());
                 }
             }
-            let (stored, exists, items) = self.read_raw(user, &with_config(extra)).await?;
+            let (stored, exists, items) = self.read_raw(user, &with_config(extra), attempt > 0).await?;
             let (account, housekeeping) = self.bring_up_to_date(user, &stored, now)?;
             let snapshot = Snapshot { account, items };
             let tier_state: TierState = snapshot.get(&keys::tiers())?.unwrap_or_default();
@@ -283,15 +284,39 @@ impl Store {
     }
 
     /// The stored account (and whether it exists) and the extra items, in one batch read.
+    /// The stored account (and whether it exists) and the extra items, in one batch read.
+    /// Configuration items come from the process's cache unless `fresh` (a retry after a lost
+    /// race reads everything fresh).
     async fn read_raw(
         &self,
         user: &UserId,
         extra: &[Key],
+        fresh: bool,
     ) -> Result<(Account, bool, HashMap<Key, Item>), StoreError> {
         let account_key = keys::account(user);
         let mut wanted: Vec<Key> = vec![account_key.clone()];
-        wanted.extend(extra.iter().filter(|k| **k != account_key).cloned());
-        let mut found = self.batch_get(wanted).await?;
+        let mut cached = HashMap::new();
+        for key in extra {
+            if *key == account_key || wanted.contains(key) || cached.contains_key(key) {
+                continue;
+            }
+            if !fresh
+                && ConfigCache::is_config(key)
+                && let Some(hit) = self.cache.get(key)
+            {
+                if let Some(item) = hit {
+                    cached.insert(key.clone(), item);
+                }
+                continue;
+            }
+            wanted.push(key.clone());
+        }
+        let mut found = self.batch_get(wanted.clone()).await?;
+        for key in wanted.into_iter().filter(ConfigCache::is_config) {
+            let item = found.get(&key).cloned();
+            self.cache.put(key, item);
+        }
+        found.extend(cached);
         Ok(match found.remove(&account_key) {
             Some(item) => (from_item::<Account>(item)?, true, found),
             None => (Account::default(), false, found),
@@ -306,7 +331,7 @@ impl Store {
         extra: &[Key],
         now: DateTime<Utc>,
     ) -> Result<Snapshot, crate::Error> {
-        let (stored, _, items) = self.read_raw(user, extra).await?;
+        let (stored, _, items) = self.read_raw(user, extra, false).await?;
         let (account, _) = self.bring_up_to_date(user, &stored, now)?;
         Ok(Snapshot { account, items })
     }
@@ -370,6 +395,7 @@ impl Store {
             primary,
             seats,
         } = self.complete(user, stored, housekeeping, plan.postings, config, now)?;
+        let wrote_seats = seats.is_some();
         if let Some(action) = seats {
             actions.push((action, Role::Feature(OnConflict::Retry)));
         }
@@ -453,6 +479,9 @@ impl Store {
             .await
         {
             Ok(_) => {
+                if wrote_seats {
+                    self.cache.forget(&keys::tiers());
+                }
                 return Ok(Attempt::Done(TxOutcome::Committed {
                     output: plan.output,
                     entries,
