@@ -166,3 +166,33 @@ async fn refusals_are_problem_json_and_change_nothing() {
     // Nothing was written by any of that.
     assert_eq!(env.item_count().await, 0);
 }
+
+#[tokio::test]
+async fn cors_is_answered_as_api_gateway_does() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let preflight = api
+        .request(reqwest::Method::OPTIONS, "/v1/points")
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization");
+    let r = preflight.send().await.unwrap();
+    assert_eq!(r.status(), 204, "no token needed for a preflight");
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(
+        r.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("idempotency-key")
+    );
+    assert_eq!(r.headers()["access-control-max-age"], "600");
+    let get = api
+        .send(
+            api.request(reqwest::Method::GET, "/v1/points")
+                .bearer_auth(member_token("a"))
+                .header("origin", "https://shop.example"),
+        )
+        .await;
+    assert_eq!(get.status, 200);
+    assert_eq!(get.headers["access-control-allow-origin"], "*");
+}

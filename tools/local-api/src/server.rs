@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::event::{self, Incoming};
 use crate::registry::{self, Handler};
-use crate::template::{Route, Template, TemplateError};
+use crate::template::{Cors, Route, Template, TemplateError};
 
 /// Largest body the local API reads (API Gateway's own limit is 10 MB; handlers refuse > 16 KiB).
 const MAX_READ: usize = 1024 * 1024;
@@ -25,6 +25,7 @@ type HttpResponse = hyper::Response<Full<Bytes>>;
 pub struct LocalApi {
     app: App,
     routes: Vec<(Route, Handler)>,
+    cors: Option<Cors>,
 }
 
 impl LocalApi {
@@ -38,7 +39,11 @@ impl LocalApi {
         }
         // Most specific first: fewer path parameters wins, as in API Gateway.
         routes.sort_by_key(|(r, _)| r.path.matches('{').count());
-        Ok(Self { app, routes })
+        Ok(Self {
+            app,
+            routes,
+            cors: template.cors()?,
+        })
     }
 
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
@@ -71,6 +76,33 @@ pub async fn serve(listener: TcpListener, api: Arc<LocalApi>, shutdown: impl Fut
     }
 }
 
+/// API Gateway answers a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`) itself,
+/// without calling any function or authorizer.
+fn cors_preflight(cors: Option<&Cors>, parts: &http::request::Parts) -> Option<HttpResponse> {
+    let cors = cors?;
+    if parts.method != http::Method::OPTIONS
+        || !parts
+            .headers
+            .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        return None;
+    }
+    let mut resp = hyper::Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = hyper::StatusCode::NO_CONTENT;
+    let headers = resp.headers_mut();
+    let join = |v: &[String]| http::HeaderValue::from_str(&v.join(",")).ok();
+    if let Some(v) = join(&cors.allow_methods) {
+        headers.insert(http::header::ACCESS_CONTROL_ALLOW_METHODS, v);
+    }
+    if let Some(v) = join(&cors.allow_headers) {
+        headers.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, v);
+    }
+    if let Some(age) = cors.max_age {
+        headers.insert(http::header::ACCESS_CONTROL_MAX_AGE, http::HeaderValue::from(age));
+    }
+    Some(resp)
+}
+
 fn gateway_error(status: u16, message: &str) -> HttpResponse {
     let mut resp = hyper::Response::new(Full::new(Bytes::from(format!(r#"{{"message":"{message}"}}"#))));
     *resp.status_mut() =
@@ -89,7 +121,19 @@ async fn handle(
 ) -> Result<HttpResponse, Infallible> {
     let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
-    let response = dispatch(&api, parts.clone(), body, remote).await;
+    let mut response = match cors_preflight(api.cors.as_ref(), &parts) {
+        Some(preflight) => preflight,
+        None => dispatch(&api, parts.clone(), body, remote).await,
+    };
+    // API Gateway adds the allowed origin to every response of a CORS-enabled API.
+    if let (Some(cors), Some(origin)) = (api.cors.as_ref(), parts.headers.get(http::header::ORIGIN))
+        && let Some(allowed) = cors.allow_origin(origin.to_str().unwrap_or_default())
+        && let Ok(value) = http::HeaderValue::from_str(&allowed)
+    {
+        response
+            .headers_mut()
+            .insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    }
     tracing::info!(
         method = %parts.method,
         path = %parts.uri.path(),

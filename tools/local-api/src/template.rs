@@ -59,6 +59,29 @@ pub struct TableSpec {
     pub ttl_attribute: Option<String>,
 }
 
+/// The HTTP API's CORS configuration, as API Gateway applies it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cors {
+    pub allow_origins: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub max_age: Option<u64>,
+}
+
+impl Cors {
+    /// The `Access-Control-Allow-Origin` value for a request from `origin`, if it is allowed.
+    pub fn allow_origin(&self, origin: &str) -> Option<String> {
+        if self.allow_origins.iter().any(|o| o == "*") {
+            Some("*".to_owned())
+        } else {
+            self.allow_origins
+                .iter()
+                .find(|o| o.eq_ignore_ascii_case(origin))
+                .cloned()
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Template {
     root: Value,
@@ -84,6 +107,47 @@ impl Template {
             .get("Resources")
             .and_then(Value::as_mapping)
             .ok_or_else(|| TemplateError::Shape("no Resources".into()))
+    }
+
+    /// A value as a list of strings, resolving `!Ref Parameter` to the parameter's default (a
+    /// `CommaDelimitedList` default is split on commas).
+    fn strings(&self, value: &Value) -> Vec<String> {
+        match value {
+            Value::String(s) => s.split(',').map(|p| p.trim().to_owned()).collect(),
+            Value::Number(n) => vec![n.to_string()],
+            Value::Sequence(items) => items.iter().flat_map(|v| self.strings(v)).collect(),
+            Value::Tagged(tagged) if tagged.tag == "Ref" => {
+                let name = tagged.value.as_str().unwrap_or_default();
+                self.root
+                    .get("Parameters")
+                    .and_then(|p| p.get(name))
+                    .and_then(|p| p.get("Default"))
+                    .map(|d| self.strings(d))
+                    .unwrap_or_default()
+            }
+            _ => vec![],
+        }
+    }
+
+    /// The CORS configuration of the `AWS::Serverless::HttpApi`, if it has one.
+    pub fn cors(&self) -> Result<Option<Cors>, TemplateError> {
+        let api = self
+            .resources()?
+            .values()
+            .find(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::HttpApi"));
+        let Some(config) = api
+            .and_then(|a| a.get("Properties"))
+            .and_then(|p| p.get("CorsConfiguration"))
+        else {
+            return Ok(None);
+        };
+        let list = |field: &str| config.get(field).map(|v| self.strings(v)).unwrap_or_default();
+        Ok(Some(Cors {
+            allow_origins: list("AllowOrigins"),
+            allow_headers: list("AllowHeaders"),
+            allow_methods: list("AllowMethods"),
+            max_age: list("MaxAge").first().and_then(|m| m.parse().ok()),
+        }))
     }
 
     /// Every `HttpApi` event of every `AWS::Serverless::Function`, sorted.
@@ -226,5 +290,16 @@ Resources:
         let table = t.table().unwrap();
         assert_eq!(table.attributes, vec![("pk".to_string(), "S".to_string())]);
         assert_eq!(table.ttl_attribute.as_deref(), Some("ttl"));
+    }
+
+    #[test]
+    fn reads_cors_through_parameter_defaults() {
+        let t = Template::load(&crate::repo_root().join("template.yaml")).unwrap();
+        let cors = t.cors().unwrap().unwrap();
+        assert_eq!(cors.allow_origins, vec!["*"]);
+        assert!(cors.allow_headers.contains(&"idempotency-key".to_owned()));
+        assert!(cors.allow_methods.contains(&"PUT".to_owned()));
+        assert_eq!(cors.max_age, Some(600));
+        assert_eq!(cors.allow_origin("https://shop.example"), Some("*".to_owned()));
     }
 }
