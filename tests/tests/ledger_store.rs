@@ -222,3 +222,34 @@ async fn ledger_pages_newest_first() {
     }
     assert_eq!(seen, vec![7, 6, 5, 4, 3, 2, 1]);
 }
+
+#[tokio::test]
+async fn a_business_key_paid_to_one_member_is_never_an_answer_for_another() {
+    let env = TestEnv::new().await;
+    let now = at("2026-11-23T08:00:00Z");
+    let key = "grant#shop#shared-key";
+    env.app
+        .store
+        .post(&user("amy"), Posting::new(5, Reason::Grant, "r", key), now)
+        .await
+        .unwrap();
+    let err = env
+        .app
+        .store
+        .post(&user("ben"), Posting::new(5, Reason::Grant, "r", key), now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, shared::Error::Store(shared::store::StoreError::Internal(_))),
+        "{err:?}"
+    );
+    assert_eq!(
+        env.app
+            .store
+            .account(&user("ben"), e2e::fixed_now())
+            .await
+            .unwrap()
+            .balance,
+        0
+    );
+}

@@ -501,8 +501,14 @@ impl Store {
             Some(e) if e.code() == Some("TransactionConflictException") => return Ok(Attempt::Retry),
             _ => return Err(classify(err).into()),
         };
-        self.read_cancellation(primary.as_deref(), idempotency_key.as_ref(), &roles, &reasons)
-            .await
+        self.read_cancellation(
+            user,
+            primary.as_deref(),
+            idempotency_key.as_ref(),
+            &roles,
+            &reasons,
+        )
+        .await
     }
 
     /// The postings to write: the housekeeping that is due, the plan's postings priced (tier ×
@@ -580,6 +586,7 @@ impl Store {
     /// Decides what a cancelled transaction means from its per-action reasons.
     async fn read_cancellation<T>(
         &self,
+        user: &UserId,
         primary: Option<&str>,
         idempotency_key: Option<&Key>,
         roles: &[Role],
@@ -609,6 +616,12 @@ impl Store {
                 && let Some(key) = primary
             {
                 return match self.guard(key).await? {
+                    // A key paid to another member is not a replay of this operation: a bug in
+                    // how the caller builds keys, never an answer to hand out.
+                    Some(guard) if guard.user_id != user.as_str() => Err(StoreError::Internal(format!(
+                        "business key {key} was paid to another member"
+                    ))
+                    .into()),
                     Some(guard) => Ok(Attempt::Done(TxOutcome::Replayed(guard))),
                     None => Ok(Attempt::Retry),
                 };
