@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's second command (and what .ci/run calls): installs what is missing, then runs
-# cargo fmt --check, clippy -D warnings, cfn-lint, and every test against a fresh DynamoDB Local.
+# cargo fmt --check, cfn-lint, clippy -D warnings, and every test against a fresh DynamoDB Local.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"

@@ -93,7 +93,7 @@ fn sdk_limits() -> (TimeoutConfig, RetryConfig) {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
         .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(4))
         .build();
     (timeouts, RetryConfig::standard().with_max_attempts(3))
 }

@@ -33,8 +33,10 @@ use crate::domain::{DomainError, UserId};
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Attempts before a contended operation gives up with [`StoreError::Contention`] (→ 503).
 const MAX_ATTEMPTS: u32 = 40;
-/// Time after which no new attempt starts, so a request ends well inside the 10 s Lambda timeout.
-const DEADLINE: Duration = Duration::from_secs(5);
+/// Time after which no new read or write starts. With the SDK's 4 s limit per call, a request
+/// that meets a hanging store still ends within about 16 s (deadline + read + write + one guard
+/// read), inside the template's 20 s Lambda timeout; normally it takes milliseconds.
+const DEADLINE: Duration = Duration::from_secs(4);
 
 /// What was read before deciding. `account` is already brought up to date as of `now`.
 #[derive(Debug, Clone)]
@@ -200,6 +202,9 @@ impl Store {
                 },
             };
             let nothing = plan.postings.is_empty() && plan.writes.is_empty();
+            if started.elapsed() > DEADLINE {
+                return Err(StoreError::Contention(attempt + 1).into());
+            }
             match self
                 .try_commit(user, &stored, exists, housekeeping, plan, config, now)
                 .await?
@@ -346,7 +351,7 @@ impl Store {
             if rounds > 1 {
                 backoff(rounds).await;
             }
-            if rounds > 8 {
+            if rounds > 4 {
                 return Err(StoreError::Unavailable(
                     "BatchGetItem left keys unprocessed".into(),
                 ));
