@@ -33,6 +33,19 @@ async fn grant(api: &TestApi, key: &str, user: &str, amount: i64, now: &str) -> 
     .await
 }
 
+async fn hold(api: &TestApi, key: &str, user: &str, amount: i64, now: &str) -> Reply {
+    let body = json!({ "user_id": user, "amount": amount, "ref": key });
+    call(
+        api,
+        "/v1/admin/points/holds",
+        &service_token("shop"),
+        key,
+        now,
+        &body,
+    )
+    .await
+}
+
 async fn points(api: &TestApi, user: &str, now: &str) -> Value {
     let r = api.get("/v1/points", Some(&member_token(user)), Some(now)).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -237,16 +250,8 @@ async fn a_reversal_after_spending_leaves_a_negative_balance_that_blocks_spendin
     let env = TestEnv::new().await;
     let api = env.spawn_api().await;
     grant(&api, "order-5", "fay", 100, NOW).await;
-    let hold = call(
-        &api,
-        "/v1/admin/points/holds",
-        &service_token("shop"),
-        "h1",
-        NOW,
-        &json!({ "user_id": "fay", "amount": 80, "ref": "order-6" }),
-    )
-    .await;
-    let id = hold.body["hold_id"].as_str().unwrap();
+    let held = hold(&api, "h1", "fay", 80, NOW).await;
+    let id = held.body["hold_id"].as_str().unwrap();
     call(
         &api,
         &format!("/v1/admin/points/holds/{id}/capture"),
@@ -267,15 +272,7 @@ async fn a_reversal_after_spending_leaves_a_negative_balance_that_blocks_spendin
     )
     .await;
     assert_eq!(r.body["balance"], -80);
-    let spend = call(
-        &api,
-        "/v1/admin/points/holds",
-        &service_token("shop"),
-        "h2",
-        NOW,
-        &json!({ "user_id": "fay", "amount": 1, "ref": "order-7" }),
-    )
-    .await;
+    let spend = hold(&api, "h2", "fay", 1, NOW).await;
     spend.assert_problem(409, "insufficient-points");
     // New earnings pay the debt first.
     grant(&api, "order-8", "fay", 100, NOW).await;
@@ -319,15 +316,7 @@ async fn points_expire_after_month_plus_twelve_and_holds_time_out() {
         entries.len()
     );
     // A hold not captured in 30 minutes is released by the next read or write.
-    let h = call(
-        &api,
-        "/v1/admin/points/holds",
-        &service_token("shop"),
-        "h1",
-        "2027-12-02T10:00:00+08:00",
-        &json!({ "user_id": "gus", "amount": 40, "ref": "order-1" }),
-    )
-    .await;
+    let h = hold(&api, "h1", "gus", 40, "2027-12-02T10:00:00+08:00").await;
     assert_eq!(h.body["balance"], 10);
     let p = points(&api, "gus", "2027-12-02T10:30:00+08:00").await;
     assert_eq!((p["balance"].clone(), p["held"].clone()), (json!(50), json!(0)));
@@ -508,15 +497,7 @@ async fn who_may_write_and_what_is_refused() {
         .assert_problem(403, "forbidden");
     // A hold belongs to the service that made it; another service cannot settle it.
     grant(&api, "seed-ivy", "ivy", 100, NOW).await;
-    let h = call(
-        &api,
-        "/v1/admin/points/holds",
-        &service_token("shop"),
-        "h-ivy",
-        NOW,
-        &json!({ "user_id": "ivy", "amount": 10, "ref": "o" }),
-    )
-    .await;
+    let h = hold(&api, "h-ivy", "ivy", 10, NOW).await;
     let id = h.body["hold_id"].as_str().unwrap().to_owned();
     call(
         &api,

@@ -157,11 +157,10 @@ impl Store {
                                 false,
                                 now,
                             )?;
-                            Ok(Decision::Write(Plan {
+                            Ok(Decision::Write(Plan::new(
                                 postings,
                                 writes,
-                                idempotency: None,
-                                output: CheckinOutcome {
+                                CheckinOutcome {
                                     campaign_id: campaign_id.to_owned(),
                                     checked_in_now: true,
                                     points_awarded: reward,
@@ -169,7 +168,7 @@ impl Store {
                                     view: checkin::view(&campaign, &insertion.state, now),
                                     balance: 0,
                                 },
-                            }))
+                            )))
                         }
                     }
                 })
@@ -229,11 +228,10 @@ impl Store {
                     true,
                     now,
                 )?;
-                Ok(Decision::Write(Plan {
+                Ok(Decision::Write(Plan::new(
                     postings,
                     writes,
-                    idempotency: None,
-                    output: MakeupOutcome {
+                    MakeupOutcome {
                         campaign_id: campaign_id.to_owned(),
                         date,
                         points_charged: made.cost,
@@ -241,7 +239,7 @@ impl Store {
                         view: checkin::view(&campaign, &made.insertion.state, now),
                         balance: 0,
                     },
-                }))
+                )))
             })
             .await?;
         match outcome {
