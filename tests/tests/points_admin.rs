@@ -46,6 +46,23 @@ async fn hold(api: &TestApi, key: &str, user: &str, amount: i64, now: &str) -> R
     .await
 }
 
+async fn reverse(api: &TestApi, key: &str, body: &Value) -> Reply {
+    call(
+        api,
+        "/v1/admin/points/reversals",
+        &service_token("shop"),
+        key,
+        NOW,
+        body,
+    )
+    .await
+}
+
+async fn settle(api: &TestApi, key: &str, hold_id: &str, action: &str) -> Reply {
+    let path = format!("/v1/admin/points/holds/{hold_id}/{action}");
+    call(api, &path, &service_token("shop"), key, NOW, &json!({})).await
+}
+
 async fn points(api: &TestApi, user: &str, now: &str) -> Value {
     let r = api.get("/v1/points", Some(&member_token(user)), Some(now)).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -232,14 +249,10 @@ async fn partial_reversals_are_capped_at_the_grant() {
         (json!(0), json!(0))
     );
     // Unknown grant: 404.
-    let body = json!({ "grant_idempotency_key": "nope", "reason": "refund" });
-    call(
+    reverse(
         &api,
-        "/v1/admin/points/reversals",
-        &service_token("shop"),
         "r-x",
-        NOW,
-        &body,
+        &json!({ "grant_idempotency_key": "nope", "reason": "refund" }),
     )
     .await
     .assert_problem(404, "not-found");
@@ -252,23 +265,11 @@ async fn a_reversal_after_spending_leaves_a_negative_balance_that_blocks_spendin
     grant(&api, "order-5", "fay", 100, NOW).await;
     let held = hold(&api, "h1", "fay", 80, NOW).await;
     let id = held.body["hold_id"].as_str().unwrap();
-    call(
+    settle(&api, "c1", id, "capture").await;
+    let r = reverse(
         &api,
-        &format!("/v1/admin/points/holds/{id}/capture"),
-        &service_token("shop"),
-        "c1",
-        NOW,
-        &json!({}),
-    )
-    .await;
-    let body = json!({ "grant_idempotency_key": "order-5", "reason": "order-5 refunded" });
-    let r = call(
-        &api,
-        "/v1/admin/points/reversals",
-        &service_token("shop"),
         "r1",
-        NOW,
-        &body,
+        &json!({ "grant_idempotency_key": "order-5", "reason": "order-5 refunded" }),
     )
     .await;
     assert_eq!(r.body["balance"], -80);
@@ -321,16 +322,9 @@ async fn points_expire_after_month_plus_twelve_and_holds_time_out() {
     let p = points(&api, "gus", "2027-12-02T10:30:00+08:00").await;
     assert_eq!((p["balance"].clone(), p["held"].clone()), (json!(50), json!(0)));
     let id = h.body["hold_id"].as_str().unwrap();
-    call(
-        &api,
-        &format!("/v1/admin/points/holds/{id}/capture"),
-        &service_token("shop"),
-        "c1",
-        NOW,
-        &json!({}),
-    )
-    .await
-    .assert_problem(409, "hold-not-active");
+    settle(&api, "c1", id, "capture")
+        .await
+        .assert_problem(409, "hold-not-active");
 }
 
 #[tokio::test]
@@ -418,14 +412,10 @@ async fn purchases_multiply_by_tier_and_window_and_tiers_move() {
     assert_eq!(c.body["points_awarded"], 11, "{}", c.body);
     assert_eq!(c.body["balance"], 2831);
     // A reversal of the big purchase drops growth below Gold: the member moves down.
-    let body = json!({ "grant_idempotency_key": "o1", "reason": "returned" });
-    let r = call(
+    let r = reverse(
         &api,
-        "/v1/admin/points/reversals",
-        &service_token("shop"),
         "r1",
-        NOW,
-        &body,
+        &json!({ "grant_idempotency_key": "o1", "reason": "returned" }),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);

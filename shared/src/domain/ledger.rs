@@ -482,10 +482,5 @@ pub fn expire_due(
         .collect()
 }
 
-/// Points expiring on each of the coming days, soonest first (after housekeeping).
-pub fn upcoming_expiries(account: &Account) -> Vec<(NaiveDate, i64)> {
-    account.buckets.iter().map(|(d, p)| (*d, *p)).collect()
-}
-
 #[cfg(test)]
 mod tests;
