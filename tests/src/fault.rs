@@ -1,15 +1,19 @@
 //! A fault-injecting proxy in front of DynamoDB Local: the SDK makes real HTTP calls, and chosen
 //! calls get a real DynamoDB error response (throttling, a transaction conflict) instead of
-//! reaching the emulator. Everything else is forwarded unchanged.
+//! reaching the emulator, reach it late, or reach it and lose their answer. Everything else is
+//! forwarded unchanged. Every call is recorded (operation and body), so tests can also count round
+//! trips and read which actions touched which table or index.
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
 
 /// A DynamoDB error to answer with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +23,28 @@ pub enum Fault {
     /// `TransactionCanceledException` whose every reason is `TransactionConflict`, as real
     /// DynamoDB answers when another transaction holds an item (DynamoDB Local never does).
     TransactionConflict,
+    /// `TransactionConflictException`: what real DynamoDB answers a plain `PutItem` or
+    /// `UpdateItem` on an item that a transaction holds at that moment.
+    ConflictException,
+    /// The call reaches DynamoDB Local and is applied, but its answer is lost: the client gets a
+    /// 500 `InternalServerError` instead (the SDK retries it, as it would a dropped connection).
+    LoseResponse,
+    /// The call reaches DynamoDB Local only after this delay (a slow or hanging store).
+    Delay(Duration),
+}
+
+/// One recorded call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub operation: String,
+    pub body: String,
+}
+
+/// An IAM action a call needed, and what it touched: `table` or `index`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Access {
+    pub action: String,
+    pub resource: &'static str,
 }
 
 /// Decides per call: the operation name (`GetItem`, `TransactWriteItems`…) and how many calls of
@@ -27,7 +53,7 @@ pub type Rule = Arc<dyn Fn(&str, usize) -> Option<Fault> + Send + Sync>;
 
 pub struct FaultProxy {
     pub endpoint: String,
-    calls: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
 }
 
 impl FaultProxy {
@@ -35,7 +61,7 @@ impl FaultProxy {
     pub async fn start(upstream: String, rule: Rule) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-        let calls: Arc<Mutex<HashMap<String, Vec<String>>>> = Arc::default();
+        let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
         let state = (Arc::new(upstream), calls.clone(), rule, reqwest::Client::new());
         tokio::spawn(async move {
             loop {
@@ -64,19 +90,71 @@ impl FaultProxy {
 
     /// The request bodies of the calls of `operation`, in order.
     pub fn bodies(&self, operation: &str) -> Vec<String> {
-        self.calls
-            .lock()
-            .expect("lock")
-            .get(operation)
-            .cloned()
-            .unwrap_or_default()
+        self.all()
+            .into_iter()
+            .filter(|c| c.operation == operation)
+            .map(|c| c.body)
+            .collect()
+    }
+
+    /// Every call so far, in order.
+    pub fn all(&self) -> Vec<Call> {
+        self.calls.lock().expect("lock").clone()
+    }
+
+    /// How many calls so far (of any operation).
+    pub fn total(&self) -> usize {
+        self.calls.lock().expect("lock").len()
+    }
+
+    /// The calls after the first `n` (e.g. `total()` taken before an API call).
+    pub fn since(&self, n: usize) -> Vec<Call> {
+        self.all().into_iter().skip(n).collect()
+    }
+
+    /// Every IAM action the recorded calls needed, with the kind of resource it touched.
+    pub fn accesses(&self) -> BTreeSet<Access> {
+        self.all().iter().flat_map(accesses_of).collect()
+    }
+}
+
+/// The IAM actions one DynamoDB call needs: a transaction needs its members' item actions.
+pub fn accesses_of(call: &Call) -> Vec<Access> {
+    let body: serde_json::Value = serde_json::from_str(&call.body).unwrap_or_default();
+    let on = |action: &str, v: &serde_json::Value| Access {
+        action: action.to_owned(),
+        resource: if v.get("IndexName").is_some() {
+            "index"
+        } else {
+            "table"
+        },
+    };
+    match call.operation.as_str() {
+        "TransactWriteItems" | "TransactGetItems" => body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.as_object()?.iter().next())
+            .map(|(kind, member)| {
+                let action = match kind.as_str() {
+                    "Put" => "PutItem",
+                    "Update" => "UpdateItem",
+                    "Delete" => "DeleteItem",
+                    "ConditionCheck" => "ConditionCheckItem",
+                    "Get" => "GetItem",
+                    other => other,
+                };
+                on(action, member)
+            })
+            .collect(),
+        op => vec![on(op, &body)],
     }
 }
 
 async fn proxy(
     req: hyper::Request<Incoming>,
     upstream: &str,
-    calls: &Mutex<HashMap<String, Vec<String>>>,
+    calls: &Mutex<Vec<Call>>,
     rule: &Rule,
     client: &reqwest::Client,
 ) -> hyper::Response<Full<Bytes>> {
@@ -90,12 +168,18 @@ async fn proxy(
     let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
     let nth = {
         let mut calls = calls.lock().expect("lock");
-        let seen = calls.entry(operation.clone()).or_default();
-        seen.push(String::from_utf8_lossy(&body).into_owned());
-        seen.len() - 1
+        let nth = calls.iter().filter(|c| c.operation == operation).count();
+        calls.push(Call {
+            operation: operation.clone(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        nth
     };
-    if let Some(fault) = rule(&operation, nth) {
-        return fault_response(fault);
+    let fault = rule(&operation, nth);
+    match fault {
+        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::LoseResponse) | None => {}
+        Some(other) => return fault_response(other),
     }
     let mut forward = client.post(format!("{upstream}{}", parts.uri.path())).body(body);
     for (name, value) in &parts.headers {
@@ -103,7 +187,21 @@ async fn proxy(
             forward = forward.header(name, value);
         }
     }
-    match forward.send().await {
+    let forwarded = forward.send().await;
+    if fault == Some(Fault::LoseResponse) {
+        // Applied by DynamoDB Local (the answer is read in full first), then lost on the way back.
+        if let Ok(resp) = forwarded {
+            let _ = resp.bytes().await;
+        }
+        return error_response(
+            500,
+            json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                "message": "Internal server error"
+            }),
+        );
+    }
+    match forwarded {
         Ok(resp) => {
             let mut out = hyper::Response::builder().status(resp.status().as_u16());
             for (name, value) in resp.headers() {
@@ -121,20 +219,29 @@ async fn proxy(
 
 fn fault_response(fault: Fault) -> hyper::Response<Full<Bytes>> {
     let body = match fault {
-        Fault::Throttle => serde_json::json!({
+        Fault::Throttle => json!({
             "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
             "message": "Rate of requests exceeds the allowed throughput."
         }),
-        Fault::TransactionConflict => serde_json::json!({
+        Fault::TransactionConflict => json!({
             "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
             "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
             "CancellationReasons": [
                 { "Code": "TransactionConflict", "Message": "Transaction is ongoing for the item" }
             ]
         }),
+        Fault::ConflictException => json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
+            "message": "Transaction is ongoing for the item"
+        }),
+        Fault::LoseResponse | Fault::Delay(_) => unreachable!("forwarded faults have no error body"),
     };
+    error_response(400, body)
+}
+
+fn error_response(status: u16, body: serde_json::Value) -> hyper::Response<Full<Bytes>> {
     hyper::Response::builder()
-        .status(400)
+        .status(status)
         .header("content-type", "application/x-amz-json-1.0")
         .body(Full::new(Bytes::from(body.to_string())))
         .expect("response")

@@ -118,3 +118,83 @@ async fn configuration_is_read_once_per_process_not_per_request() {
         );
     }
 }
+
+/// Real DynamoDB answers a plain `PutItem` on an item that a transaction holds with
+/// `TransactionConflictException`: contention, retried, never a 500.
+#[tokio::test]
+async fn a_plain_write_meeting_a_transaction_is_retried_then_503() {
+    let env = TestEnv::new().await;
+    let campaign = json!({ "time_zone": "Europe/Berlin", "ladder": [1, 2, 3] });
+    // Two conflicts, then the write goes through.
+    let proxy = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, nth| (op == "PutItem" && nth < 2).then_some(Fault::ConflictException)),
+    )
+    .await;
+    let api = through(&proxy, &env).await;
+    let put = api
+        .send_json(
+            reqwest::Method::PUT,
+            "/v1/admin/checkin-campaigns/spring",
+            &e2e::admin_token("ops"),
+            "2026-11-23T09:00:00+08:00",
+            &campaign,
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(proxy.calls("PutItem"), 3);
+    // Conflicts that never end: 503 with Retry-After, and nothing written.
+    let proxy = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, _| (op == "PutItem").then_some(Fault::ConflictException)),
+    )
+    .await;
+    let api = through(&proxy, &env).await;
+    let put = api
+        .send_json(
+            reqwest::Method::PUT,
+            "/v1/admin/checkin-campaigns/autumn",
+            &e2e::admin_token("ops"),
+            "2026-11-23T09:00:00+08:00",
+            &campaign,
+        )
+        .await;
+    put.assert_problem(503, "unavailable");
+    assert_eq!(put.headers["retry-after"], "1");
+    assert!(proxy.calls("PutItem") > 2, "retried before giving up");
+    let get = api
+        .get(
+            "/v1/admin/checkin-campaigns/autumn",
+            Some(&e2e::admin_token("ops")),
+            None,
+        )
+        .await;
+    get.assert_problem(404, "not-found");
+}
+
+/// Every base-table `Query` is strongly consistent: a page never misses what the same request's
+/// housekeeping just wrote.
+#[tokio::test]
+async fn base_table_queries_are_consistent() {
+    let env = TestEnv::new().await;
+    let proxy = FaultProxy::start(e2e::endpoint(), Arc::new(|_, _| None)).await;
+    let api = through(&proxy, &env).await;
+    let alice = member_token("alice");
+    let now = "2026-11-23T09:00:00+08:00";
+    assert_eq!(
+        api.post("/v1/checkins", &alice, now, &json!({})).await.status,
+        200
+    );
+    assert_eq!(
+        api.get("/v1/points/ledger", Some(&alice), Some(now)).await.status,
+        200
+    );
+    assert_eq!(api.get("/v1/checkins", Some(&alice), Some(now)).await.status, 200);
+    let queries = proxy.bodies("Query");
+    assert_eq!(queries.len(), 2);
+    for body in queries {
+        let q: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(q["ConsistentRead"], true, "{body}");
+        assert!(q.get("IndexName").is_none());
+    }
+}

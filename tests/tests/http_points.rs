@@ -196,3 +196,72 @@ async fn cors_is_answered_as_api_gateway_does() {
     assert_eq!(get.status, 200);
     assert_eq!(get.headers["access-control-allow-origin"], "*");
 }
+
+#[tokio::test]
+async fn every_cursor_answers_200_or_400() {
+    use base64::Engine;
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let alice = member_token("alice");
+    for i in 1..=3 {
+        env.seed_points("alice", i).await;
+    }
+    let encode = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+    // Crafted cursors: the first entry's (nothing below it), zero, past the end, the largest seq,
+    // signs, overflow, another kind, garbage.
+    let cases: Vec<(String, u16, usize)> = vec![
+        (encode("ledger:1"), 200, 0),
+        (encode("ledger:0"), 200, 0),
+        (encode("ledger:2"), 200, 1),
+        (encode("ledger:4"), 200, 3),
+        (encode("ledger:999"), 200, 3),
+        (encode(&format!("ledger:{}", u64::MAX)), 200, 3),
+        (encode("ledger:+3"), 200, 2),
+        (encode("ledger:-1"), 400, 0),
+        (encode("ledger:18446744073709551616"), 400, 0),
+        (encode("ledger:"), 400, 0),
+        (encode("spins:2"), 400, 0),
+        ("%00".to_owned(), 400, 0),
+    ];
+    for (cursor, status, entries) in cases {
+        let reply = api
+            .get(&format!("/v1/points/ledger?cursor={cursor}"), Some(&alice), None)
+            .await;
+        assert_eq!(reply.status, status, "cursor {cursor}: {}", reply.body);
+        if status == 200 {
+            assert_eq!(
+                reply.body["entries"].as_array().unwrap().len(),
+                entries,
+                "cursor {cursor}"
+            );
+        } else {
+            reply.assert_problem(400, "invalid-request");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_group_claim_is_read_as_api_gateway_renders_it() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let with_groups = |groups: serde_json::Value| token(json!({ "sub": "ops", "cognito:groups": groups }));
+    // An array claim reaches the handler as "[admin support]".
+    let admin = api
+        .get(
+            "/v1/admin/tiers",
+            Some(&with_groups(json!(["support", "admin"]))),
+            None,
+        )
+        .await;
+    assert_eq!(admin.status, 200, "{}", admin.body);
+    for groups in [
+        json!("ops,admin"),
+        json!("admin]"),
+        json!(["ops,admin"]),
+        json!(["Admin"]),
+    ] {
+        api.get("/v1/admin/tiers", Some(&with_groups(groups.clone())), None)
+            .await
+            .assert_problem(403, "forbidden");
+    }
+}

@@ -591,3 +591,49 @@ async fn who_may_write_and_what_is_refused() {
     .assert_problem(422, "invalid-value");
     assert_eq!(env.item_count().await, before, "refusals write nothing");
 }
+
+#[tokio::test]
+async fn a_purchase_worth_no_points_answers_its_result_every_time() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    // 0.50 yuan at 1 point per yuan rounds down to nothing.
+    let order = json!({ "user_id": "kim", "order_amount_cents": 50, "reason": "paid", "ref": "o-small" });
+    let first = call(
+        &api,
+        "/v1/admin/points/grants",
+        &service_token("shop"),
+        "o-small",
+        NOW,
+        &order,
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(
+        (first.body["points"].clone(), first.body["balance"].clone()),
+        (json!(0), json!(0))
+    );
+    assert_eq!(first.body["entry_seq"], Value::Null, "nothing was posted");
+    let replay = call(
+        &api,
+        "/v1/admin/points/grants",
+        &service_token("shop"),
+        "o-small",
+        NOW,
+        &order,
+    )
+    .await;
+    assert_eq!((replay.status, &replay.body), (200, &first.body));
+    assert!(ledger(&api, "kim", NOW).await.is_empty());
+    // The key is taken: another request with it is still refused.
+    let other = json!({ "user_id": "kim", "order_amount_cents": 5000, "reason": "paid", "ref": "o-small" });
+    call(
+        &api,
+        "/v1/admin/points/grants",
+        &service_token("shop"),
+        "o-small",
+        NOW,
+        &other,
+    )
+    .await
+    .assert_problem(409, "idempotency-key-reused");
+}

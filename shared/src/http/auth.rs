@@ -100,14 +100,14 @@ pub(crate) fn caller_from_claims(claims: &HashMap<String, String>) -> Result<Cal
     Ok(Caller::Member { user, admin })
 }
 
-/// Splits API Gateway's string form of an array claim: `[a b]`, or a JSON array, or one bare value.
-fn parse_groups(raw: &str) -> impl Iterator<Item = &str> {
-    raw.trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .map(|g| g.trim_matches('"'))
-        .filter(|g| !g.is_empty())
+/// Splits a groups claim exactly as API Gateway renders an array claim: `[admin support]`, the
+/// names separated by single spaces (Cognito group names contain no white space). Any other value
+/// is one group name, taken whole: `ops,admin`, `admin]` and `["admin"]` are not `admin`.
+fn parse_groups(raw: &str) -> Box<dyn Iterator<Item = &str> + '_> {
+    match raw.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        Some(list) => Box::new(list.split(' ').filter(|g| !g.is_empty())),
+        None => Box::new(std::iter::once(raw)),
+    }
 }
 
 #[cfg(test)]
@@ -131,16 +131,27 @@ mod tests {
                 admin: false
             }
         );
-        for groups in [
-            "[admin support]",
-            "[support admin]",
-            "admin",
-            r#"["support","admin"]"#,
-        ] {
+        for groups in ["[admin support]", "[support admin]", "[admin]", "admin"] {
             let c = caller_from_claims(&claims(&[("sub", "u-2"), ("cognito:groups", groups)])).unwrap();
             assert!(matches!(c, Caller::Member { admin: true, .. }), "{groups}");
         }
-        for groups in ["[administrators]", "[support]", "", "[]"] {
+    }
+
+    #[test]
+    fn only_an_exact_group_name_makes_an_admin() {
+        for groups in [
+            "[administrators]",
+            "[support]",
+            "",
+            "[]",
+            "ops,admin",
+            "[ops,admin]",
+            "admin]",
+            "[admin",
+            r#"["support","admin"]"#,
+            "[Admin]",
+            " admin",
+        ] {
             let c = caller_from_claims(&claims(&[("sub", "u-2"), ("cognito:groups", groups)])).unwrap();
             assert!(matches!(c, Caller::Member { admin: false, .. }), "{groups}");
         }

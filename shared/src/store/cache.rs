@@ -6,6 +6,10 @@
 //!
 //! Correctness never rests on the cache: what must be exact (the seat count of a capped tier) is
 //! written with a version condition, and a retry after a lost race reads fresh.
+//!
+//! The cache holds at most [`MAX_ENTRIES`] items. Members choose some of the ids that are looked up
+//! (`GET /v1/checkins?campaign_id=…`), so absence is cached too but never grows process memory: a
+//! full cache drops expired entries first, then remembered absences, then the oldest entry.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,17 +17,34 @@ use std::time::{Duration, Instant};
 
 use super::{Item, Key};
 
+/// Items one process caches at most.
+pub(crate) const MAX_ENTRIES: usize = 256;
+
 #[derive(Debug)]
 pub(crate) struct ConfigCache {
     ttl: Duration,
-    items: Mutex<HashMap<Key, (Instant, Option<Item>)>>,
+    items: Mutex<Entries>,
+}
+
+/// The cached items with when they were read; `next` numbers the puts (oldest = smallest).
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<Key, Entry>,
+    next: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    at: Instant,
+    order: u64,
+    item: Option<Item>,
 }
 
 impl ConfigCache {
     pub(crate) fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            items: Mutex::new(HashMap::new()),
+            items: Mutex::new(Entries::default()),
         }
     }
 
@@ -32,7 +53,7 @@ impl ConfigCache {
         key.pk == "CONFIG" || key.sk == "CONFIG"
     }
 
-    fn items(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (Instant, Option<Item>)>> {
+    fn items(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -40,19 +61,47 @@ impl ConfigCache {
     pub(crate) fn get(&self, key: &Key) -> Option<Option<Item>> {
         let items = self.items();
         items
+            .map
             .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, item)| item.clone())
+            .filter(|e| e.at.elapsed() < self.ttl)
+            .map(|e| e.item.clone())
     }
 
     pub(crate) fn put(&self, key: Key, item: Option<Item>) {
-        if !self.ttl.is_zero() {
-            self.items().insert(key, (Instant::now(), item));
+        if self.ttl.is_zero() {
+            return;
         }
+        let mut items = self.items();
+        let Entries { map, next } = &mut *items;
+        if map.len() >= MAX_ENTRIES && !map.contains_key(&key) {
+            map.retain(|_, e| e.at.elapsed() < self.ttl);
+        }
+        if map.len() >= MAX_ENTRIES && !map.contains_key(&key) {
+            // An absence first (the kind member input creates), else the oldest entry.
+            let victim = map
+                .iter()
+                .min_by_key(|(_, e)| (e.item.is_some(), e.order))
+                .map(|(k, _)| k.clone());
+            if let Some(victim) = victim {
+                map.remove(&victim);
+            }
+        }
+        *next += 1;
+        let entry = Entry {
+            at: Instant::now(),
+            order: *next,
+            item,
+        };
+        map.insert(key, entry);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.items().map.len()
     }
 
     pub(crate) fn forget(&self, key: &Key) {
-        self.items().remove(key);
+        self.items().map.remove(key);
     }
 }
 
@@ -77,5 +126,55 @@ mod tests {
         let off = ConfigCache::new(Duration::ZERO);
         off.put(keys::tiers(), None);
         assert_eq!(off.get(&keys::tiers()), None, "a zero TTL caches nothing");
+    }
+
+    #[test]
+    fn member_chosen_ids_never_grow_the_cache_past_its_bound() {
+        let cache = ConfigCache::new(Duration::from_secs(60));
+        let present = Item::from([(
+            "x".to_owned(),
+            aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+        )]);
+        cache.put(keys::tiers(), Some(present.clone()));
+        for i in 0..10 * MAX_ENTRIES {
+            cache.put(keys::campaign(&format!("random-{i}")), None);
+            assert!(
+                cache.len() <= MAX_ENTRIES,
+                "{} entries after {i} puts",
+                cache.len()
+            );
+        }
+        assert_eq!(cache.len(), MAX_ENTRIES);
+        assert_eq!(
+            cache.get(&keys::tiers()),
+            Some(Some(present)),
+            "absences go first: a flood of unknown ids does not evict what exists"
+        );
+        assert_eq!(
+            cache.get(&keys::campaign("random-0")),
+            None,
+            "the oldest absence went"
+        );
+        assert!(
+            cache
+                .get(&keys::campaign(&format!("random-{}", 10 * MAX_ENTRIES - 1)))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_full_cache_of_present_items_drops_the_oldest() {
+        let cache = ConfigCache::new(Duration::from_secs(60));
+        let item = Item::new();
+        for i in 0..=MAX_ENTRIES {
+            cache.put(keys::campaign(&format!("c{i}")), Some(item.clone()));
+        }
+        assert_eq!(cache.len(), MAX_ENTRIES);
+        assert_eq!(cache.get(&keys::campaign("c0")), None);
+        assert!(cache.get(&keys::campaign("c1")).is_some());
+        // Replacing an entry that is there never evicts another.
+        cache.put(keys::campaign("c1"), None);
+        assert_eq!(cache.len(), MAX_ENTRIES);
+        assert!(cache.get(&keys::campaign("c2")).is_some());
     }
 }

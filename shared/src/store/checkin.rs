@@ -101,11 +101,12 @@ impl Store {
     pub async fn put_campaign(&self, id: &str, config: &CampaignConfig) -> Result<Campaign, crate::Error> {
         let campaign = config.validate(id)?;
         let item = to_item_with_key(&keys::campaign(id), config)?;
-        self.client
+        let put = self
+            .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
+            .set_item(Some(item));
+        self.retry_conflicts(|| put.clone().send())
             .await
             .map_err(classify)?;
         self.cache.forget(&keys::campaign(id));

@@ -23,7 +23,8 @@ impl Store {
         before: Option<u64>,
     ) -> Result<LedgerPage, StoreError> {
         let upper = match before {
-            Some(0) => {
+            // No entry has a `seq` below 1: an empty page (never an inverted key range).
+            Some(0 | 1) => {
                 return Ok(LedgerPage {
                     entries: vec![],
                     next: None,

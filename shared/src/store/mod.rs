@@ -56,6 +56,13 @@ impl StoreError {
     }
 }
 
+/// What real DynamoDB answers a plain (non-transactional) write to an item that a transaction
+/// holds at that moment. DynamoDB Local never answers it.
+const TRANSACTION_CONFLICT: &str = "TransactionConflictException";
+
+/// Plain writes retried after a [`TRANSACTION_CONFLICT`] before the request gives up (503).
+const CONFLICT_RETRIES: u32 = 8;
+
 /// Error codes DynamoDB uses for "try again later".
 const TRANSIENT_CODES: &[&str] = &[
     "ThrottlingException",
@@ -64,7 +71,15 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalServerError",
     "ServiceUnavailable",
     "TransactionInProgressException",
+    // Contention, not a bug: when a write meets it after its retries, the caller may try later.
+    TRANSACTION_CONFLICT,
 ];
+
+/// Whether a call failed because a transaction held one of its items.
+fn is_conflict<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.code() == Some(TRANSACTION_CONFLICT))
+}
 
 /// Maps an SDK failure to [`StoreError`]: transport faults and throttling are `Unavailable`.
 pub(crate) fn classify<E, R>(err: SdkError<E, R>) -> StoreError
@@ -172,7 +187,9 @@ impl Store {
         self.get_item(&keys::warmup(), false).await.map(|_| ())
     }
 
-    /// A `Query` of one partition for sort keys between `lo` and `hi` (inclusive).
+    /// A strongly consistent `Query` of one partition of the base table for sort keys between
+    /// `lo` and `hi` (inclusive): a page never misses what this request's own housekeeping just
+    /// wrote. (Index queries cannot be consistent; they get their own helper.)
     pub(crate) fn query_between(
         &self,
         pk: String,
@@ -182,10 +199,32 @@ impl Store {
         self.client
             .query()
             .table_name(&self.table)
+            .consistent_read(true)
             .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
             .expression_attribute_values(":pk", AttributeValue::S(pk))
             .expression_attribute_values(":lo", AttributeValue::S(lo))
             .expression_attribute_values(":hi", AttributeValue::S(hi))
+    }
+
+    /// Sends a plain write, and again (with jittered backoff) while another transaction holds its
+    /// item; after [`CONFLICT_RETRIES`] the conflict is returned, which [`classify`] makes a 503.
+    /// Every other outcome is returned as it came.
+    pub(crate) async fn retry_conflicts<T, E, R, F, Fut>(&self, mut send: F) -> Result<T, SdkError<E, R>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata,
+    {
+        let mut attempt = 0;
+        loop {
+            match send().await {
+                Err(err) if is_conflict(&err) && attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tx::backoff(attempt).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A single `GetItem`.

@@ -433,7 +433,7 @@ impl Store {
                     aws_sdk_dynamodb::types::AttributeValue::N(expected.to_string()),
                 )
         };
-        match put.send().await {
+        match self.retry_conflicts(|| put.clone().send()).await {
             Ok(_) => {
                 self.cache.forget(key);
                 Ok(true)

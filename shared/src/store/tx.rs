@@ -189,19 +189,22 @@ impl Store {
                 tiers: &tier_state,
                 multipliers: &multipliers,
             };
-            let plan = match decide(&snapshot)? {
+            // `nothing`: the decision was to write nothing; only housekeeping that was due commits.
+            let (plan, nothing) = match decide(&snapshot)? {
                 Decision::Nothing(output) if housekeeping.is_empty() => {
                     return Ok(TxOutcome::Nothing(output));
                 }
-                Decision::Nothing(output) => Plan::new(vec![], vec![], Some(output)),
-                Decision::Write(plan) => Plan {
-                    postings: plan.postings,
-                    writes: plan.writes,
-                    idempotency: plan.idempotency,
-                    output: Some(plan.output),
-                },
+                Decision::Nothing(output) => (Plan::new(vec![], vec![], Some(output)), true),
+                Decision::Write(plan) => (
+                    Plan {
+                        postings: plan.postings,
+                        writes: plan.writes,
+                        idempotency: plan.idempotency,
+                        output: Some(plan.output),
+                    },
+                    false,
+                ),
             };
-            let nothing = plan.postings.is_empty() && plan.writes.is_empty();
             if started.elapsed() > DEADLINE {
                 return Err(StoreError::Contention(attempt + 1).into());
             }
@@ -731,7 +734,7 @@ fn key_of(item: &Item) -> Result<Key, StoreError> {
 }
 
 /// Full-jitter exponential backoff: a random wait up to min(200 ms, 4 ms × 2^attempt).
-async fn backoff(attempt: u32) {
+pub(crate) async fn backoff(attempt: u32) {
     let cap = 4u64.saturating_mul(1 << attempt.min(6)).min(200);
     let wait = rand::rng().random_range(1..=cap);
     tokio::time::sleep(Duration::from_millis(wait)).await;

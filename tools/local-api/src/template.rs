@@ -189,6 +189,88 @@ impl Template {
         Ok(routes)
     }
 
+    /// A function's property, from its own `Properties` or else from `Globals.Function`.
+    fn function_property(&self, function: &str, name: &str) -> Option<&Value> {
+        let own = self
+            .resources()
+            .ok()?
+            .get(function)
+            .and_then(|f| f.get("Properties"))
+            .and_then(|p| p.get(name));
+        own.or_else(|| self.root.get("Globals")?.get("Function")?.get(name))
+    }
+
+    /// The logical ids of every `AWS::Serverless::Function`.
+    pub fn functions(&self) -> Result<Vec<String>, TemplateError> {
+        Ok(self
+            .resources()?
+            .iter()
+            .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function"))
+            .filter_map(|(name, _)| name.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// A function's `Timeout` in seconds (its own, or the global one).
+    pub fn timeout_seconds(&self, function: &str) -> Option<u64> {
+        self.function_property(function, "Timeout")?.as_u64()
+    }
+
+    /// A function's `Architectures` as literal strings; a `!Ref` or any other tag is left out, so
+    /// a value chosen at deploy time shows as missing.
+    pub fn architectures(&self, function: &str) -> Vec<String> {
+        self.function_property(function, "Architectures")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The DynamoDB actions a function's inline policy statements allow, each with the resource
+    /// kind it is allowed on: `table` (`!GetAtt Table.Arn`) or `index` (`${Table.Arn}/index/*`).
+    pub fn dynamodb_permissions(&self, function: &str) -> Vec<(String, &'static str)> {
+        let mut allowed = Vec::new();
+        let policies = self
+            .function_property(function, "Policies")
+            .and_then(Value::as_sequence)
+            .cloned()
+            .unwrap_or_default();
+        for policy in &policies {
+            for statement in policy
+                .get("Statement")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+                    continue;
+                }
+                let resources: Vec<&'static str> = match statement.get("Resource") {
+                    Some(Value::Sequence(items)) => items.iter().filter_map(resource_kind).collect(),
+                    Some(one) => resource_kind(one).into_iter().collect(),
+                    None => vec![],
+                };
+                let actions: Vec<String> = match statement.get("Action") {
+                    Some(Value::Sequence(items)) => items
+                        .iter()
+                        .filter_map(|a| a.as_str().map(str::to_owned))
+                        .collect(),
+                    Some(Value::String(a)) => vec![a.clone()],
+                    _ => vec![],
+                };
+                for action in actions {
+                    let Some(name) = action.strip_prefix("dynamodb:") else {
+                        continue;
+                    };
+                    for resource in &resources {
+                        allowed.push((name.to_owned(), *resource));
+                    }
+                }
+            }
+        }
+        allowed
+    }
+
     /// The single `AWS::DynamoDB::Table` resource.
     pub fn table(&self) -> Result<TableSpec, TemplateError> {
         let shape = |m: &str| TemplateError::Shape(m.to_owned());
@@ -253,9 +335,71 @@ impl Template {
     }
 }
 
+/// `!GetAtt Table.Arn` is the table; `!Sub "${Table.Arn}/index/*"` its indexes.
+fn resource_kind(value: &Value) -> Option<&'static str> {
+    let Value::Tagged(tagged) = value else {
+        return None;
+    };
+    let text = tagged.value.as_str().unwrap_or_default();
+    match (tagged.tag.to_string().trim_start_matches('!'), text) {
+        ("GetAtt", "Table.Arn") => Some("table"),
+        ("Sub", "${Table.Arn}/index/*") => Some("index"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_and_deploy_share_one_architecture() {
+        let t = Template::load(&crate::repo_root().join("template.yaml")).unwrap();
+        let parameters = t.root.get("Parameters").and_then(Value::as_mapping).unwrap();
+        assert!(
+            !parameters.contains_key("Architecture"),
+            "an architecture parameter lets sam deploy ship what sam build did not build"
+        );
+        for function in t.functions().unwrap() {
+            assert_eq!(t.architectures(&function), vec!["arm64"], "{function}");
+        }
+    }
+
+    #[test]
+    fn reads_policies_timeouts_through_globals() {
+        let t = Template::parse(
+            r#"
+Globals:
+  Function:
+    Timeout: 20
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: [dynamodb:GetItem, dynamodb:Query]
+              Resource: !GetAtt Table.Arn
+            - Effect: Allow
+              Action: dynamodb:Query
+              Resource: !Sub "${Table.Arn}/index/*"
+            - Effect: Deny
+              Action: dynamodb:PutItem
+              Resource: !GetAtt Table.Arn
+"#,
+        )
+        .unwrap();
+        assert_eq!(t.timeout_seconds("F"), Some(20));
+        assert_eq!(
+            t.dynamodb_permissions("F"),
+            vec![
+                ("GetItem".to_owned(), "table"),
+                ("Query".to_owned(), "table"),
+                ("Query".to_owned(), "index")
+            ]
+        );
+    }
 
     #[test]
     fn reads_routes_and_table_through_short_tags() {
