@@ -73,7 +73,8 @@ for e in [
     event("GET", "/v1/points", "/v1/points"),
     event("GET", "/v1/points/ledger", "/v1/points/ledger", qs="limit=20"),
     event("GET", "/v1/me", "/v1/me"),
-    event("POST", "/v1/checkins", "/v1/checkins", body={"campaign_id": "daily"}),
+    event("POST", "/v1/checkins", "/v1/checkins", body={"campaign_id": "daily"},
+          headers=idem("checkin-7d1c2a90-2026-11-23")),
     event("POST", "/v1/checkins/makeup", "/v1/checkins/makeup", body={"campaign_id": "daily", "date": "2026-11-21"}),
     event("GET", "/v1/checkins", "/v1/checkins", qs="campaign_id=daily&month=2026-11"),
     event("PUT", "/v1/admin/checkin-campaigns/winter-2026", "/v1/admin/checkin-campaigns/{campaign_id}", body=WINTER,
@@ -95,8 +96,10 @@ for e in [
     event("GET", "/v1/admin/tiers", "/v1/admin/tiers", claims=ADMIN),
     event("PUT", "/v1/admin/tiers", "/v1/admin/tiers", claims=ADMIN, body=TIERS),
     event("GET", "/v1/admin/multipliers", "/v1/admin/multipliers", claims=ADMIN),
-    event("PUT", "/v1/admin/multipliers/double-11", "/v1/admin/multipliers/{multiplier_id}", claims=ADMIN,
-          path_params={"multiplier_id": "double-11"},
-          body={"start": "2026-11-11T00:00:00+08:00", "end": "2026-11-12T00:00:00+08:00", "factor_bps": 20000}),
+    event("PUT", "/v1/admin/multipliers/double-12", "/v1/admin/multipliers/{multiplier_id}", claims=ADMIN,
+          path_params={"multiplier_id": "double-12"},
+          body={"start": "2026-12-12T00:00:00+08:00", "end": "2026-12-13T00:00:00+08:00", "factor_bps": 20000}),
+    event("DELETE", "/v1/admin/multipliers/double-12", "/v1/admin/multipliers/{multiplier_id}", claims=ADMIN,
+          path_params={"multiplier_id": "double-12"}),
 ]:
     save(e)

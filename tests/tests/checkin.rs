@@ -51,16 +51,31 @@ async fn a_ten_day_story_with_a_missed_day_a_makeup_and_the_day_seven_milestone(
     assert_eq!(d7.body["milestone_bonus"], json!({ "days": 7, "points": 50 }));
     assert_eq!(d7.body["current_streak"], 7);
     assert_eq!(d7.body["tomorrow_reward"], 5, "the ladder cycles");
+    // The app sends day 7 again (say its answer was lost): the same step and milestone, not paid.
+    let d7_again = check_in(&api, &alice, "2026-11-07T21:00:00+08:00").await;
+    assert_eq!(
+        (
+            d7_again.body["checked_in_now"].clone(),
+            d7_again.body["points_awarded"].clone()
+        ),
+        (json!(false), json!(30))
+    );
+    assert_eq!(
+        d7_again.body["milestone_bonus"],
+        json!({ "days": 7, "points": 50 })
+    );
+    assert_eq!(d7_again.body["balance"], d7.body["balance"]);
     for (day, reward) in [(8, 5), (9, 5), (10, 10)] {
         let r = check_in(&api, &alice, &nov(day)).await;
         assert_eq!(r.body["points_awarded"], reward, "day {day}");
         assert_eq!(r.body["milestone_bonus"], Value::Null);
     }
-    // A repeat on day 10 pays nothing and says so.
+    // A repeat on day 10 pays nothing, says so, and answers what day 10's check-in credited.
     let again = check_in(&api, &alice, "2026-11-10T23:59:59+08:00").await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body["checked_in_now"], false);
-    assert_eq!(again.body["points_awarded"], 0);
+    assert_eq!(again.body["points_awarded"], 10);
+    assert_eq!(again.body["milestone_bonus"], Value::Null);
     assert_eq!(again.body["current_streak"], 10);
     assert_eq!(again.body["balance"], 110);
 
@@ -148,11 +163,10 @@ async fn fifty_simultaneous_checkins_pay_once() {
     for r in replies {
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.body["current_streak"], 1);
+        // Every answer says what today's check-in credited; one of them made it.
+        assert_eq!(r.body["points_awarded"], 5, "{}", r.body);
         if r.body["checked_in_now"] == true {
             fresh += 1;
-            assert_eq!(r.body["points_awarded"], 5);
-        } else {
-            assert_eq!(r.body["points_awarded"], 0);
         }
     }
     assert_eq!(fresh, 1, "exactly one request checks in");

@@ -120,6 +120,12 @@ fn expectation(file: &str) -> Option<Expect> {
         "get-v1-admin-tiers.json" | "put-v1-admin-tiers.json" => e(200, &["tiers", "seats"], 0, None),
         "get-v1-admin-multipliers.json" => e(200, &["multipliers"], 0, None),
         "put-v1-admin-multipliers-multiplier_id.json" => e(200, &["multiplier_id", "window"], 0, None),
+        "delete-v1-admin-multipliers-multiplier_id.json" => e(
+            200,
+            &["multiplier_id", "deleted"],
+            0,
+            Some("put-v1-admin-multipliers-multiplier_id.json"),
+        ),
         _ => None,
     }
 }

@@ -198,3 +198,212 @@ async fn base_table_queries_are_consistent() {
         assert!(q.get("IndexName").is_none());
     }
 }
+
+/// A committed transaction whose answer is lost: the SDK sends it again with the same
+/// `ClientRequestToken`. The request must answer what it did, once.
+#[tokio::test]
+async fn a_lost_answer_to_a_committed_checkin_is_still_answered_as_a_checkin() {
+    let env = TestEnv::new().await;
+    let proxy = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, nth| (op == "TransactWriteItems" && nth == 0).then_some(Fault::LoseResponse)),
+    )
+    .await;
+    let api = through(&proxy, &env).await;
+    let reply = api
+        .post(
+            "/v1/checkins",
+            &member_token("lou"),
+            "2026-11-23T09:00:00+08:00",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // The SDK's retry is the same call: the same body, with the same ClientRequestToken, which
+    // DynamoDB answers with success instead of applying it twice.
+    let sent = proxy.bodies("TransactWriteItems");
+    assert_eq!(sent.len(), 2);
+    assert!(sent[0].contains("\"ClientRequestToken\""), "{}", sent[0]);
+    assert_eq!(sent[0], sent[1]);
+    assert_eq!(reply.body["checked_in_now"], true);
+    assert_eq!(reply.body["points_awarded"], 5);
+    let page = env.app.store.ledger_page(&user("lou"), 10, None).await.unwrap();
+    assert_eq!(page.entries.len(), 1);
+}
+
+/// Loses the answers of the first `n` `TransactWriteItems` calls (each is applied).
+fn lose_first_transactions(n: usize) -> e2e::fault::Rule {
+    Arc::new(move |op, nth| (op == "TransactWriteItems" && nth < n).then_some(Fault::LoseResponse))
+}
+
+async fn ledger_of(env: &TestEnv, who: &str) -> Vec<shared::domain::ledger::LedgerEntry> {
+    env.app
+        .store
+        .ledger_page(&user(who), 100, None)
+        .await
+        .unwrap()
+        .entries
+}
+
+/// The SDK gives up after a commit (every answer lost): the app gets 503 and sends again.
+#[tokio::test]
+async fn a_checkin_sent_again_after_a_lost_commit_answers_what_it_paid() {
+    let env = TestEnv::new().await;
+    let window = shared::domain::tiers::MultiplierWindow {
+        start: "2026-11-23T00:00:00+08:00".parse().unwrap(),
+        end: "2026-11-24T00:00:00+08:00".parse().unwrap(),
+        factor_bps: 20_000,
+        reasons: vec![shared::domain::ledger::Reason::Checkin],
+    };
+    env.app
+        .store
+        .put_multiplier("double", window, e2e::fixed_now())
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(e2e::endpoint(), lose_first_transactions(3)).await;
+    let api = through(&proxy, &env).await;
+    let lou = member_token("lou");
+    let now = "2026-11-23T09:00:00+08:00";
+    let first = api.post("/v1/checkins", &lou, now, &json!({})).await;
+    first.assert_problem(503, "unavailable");
+    assert_eq!(proxy.calls("TransactWriteItems"), 3, "the SDK tried three times");
+    let again = api.post("/v1/checkins", &lou, now, &json!({})).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["checked_in_now"], false);
+    assert_eq!(
+        again.body["points_awarded"], 10,
+        "what today's check-in credited: 5 doubled"
+    );
+    assert_eq!(again.body["balance"], 10);
+    let entries = ledger_of(&env, "lou").await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].delta, 10);
+}
+
+#[tokio::test]
+async fn member_writes_with_an_idempotency_key_answer_the_original_after_a_lost_commit() {
+    let env = TestEnv::new().await;
+    env.seed_points("mia", 100).await;
+    let proxy = FaultProxy::start(e2e::endpoint(), Arc::new(|_, _| None)).await;
+    let api = through(&proxy, &env).await;
+    let mia = member_token("mia");
+    let post = |path: &'static str, key: Option<&'static str>, now: &'static str, body: serde_json::Value| {
+        let mut b = api
+            .request(reqwest::Method::POST, path)
+            .bearer_auth(&mia)
+            .header("x-debug-now", now)
+            .json(&body);
+        if let Some(key) = key {
+            b = b.header("idempotency-key", key);
+        }
+        api.send(b)
+    };
+    assert_eq!(
+        post("/v1/checkins", None, "2026-11-20T09:00:00+08:00", json!({}))
+            .await
+            .status,
+        200
+    );
+    // Each through a proxy that loses the answers of its first three transactions (all of them).
+    let send_lossy = |path: &'static str, key: &'static str, now: &'static str, body: serde_json::Value| {
+        let (env, mia) = (&env, mia.clone());
+        async move {
+            let lost = FaultProxy::start(e2e::endpoint(), lose_first_transactions(3)).await;
+            let lossy = through(&lost, env).await;
+            let b = lossy
+                .request(reqwest::Method::POST, path)
+                .bearer_auth(&mia)
+                .header("x-debug-now", now)
+                .header("idempotency-key", key)
+                .json(&body);
+            let reply = lossy.send(b).await;
+            assert_eq!(lost.calls("TransactWriteItems"), 3);
+            reply
+        }
+    };
+    // A check-in whose every answer is lost, then sent again with its key: the original answer.
+    send_lossy("/v1/checkins", "tap-22", "2026-11-22T09:00:00+08:00", json!({}))
+        .await
+        .assert_problem(503, "unavailable");
+    let again = post(
+        "/v1/checkins",
+        Some("tap-22"),
+        "2026-11-22T09:00:00+08:00",
+        json!({}),
+    )
+    .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(
+        again.body["checked_in_now"], true,
+        "the stored answer of the call"
+    );
+    assert_eq!(again.body["points_awarded"], 5);
+    // A make-up likewise: charged once, answered as made.
+    let makeup = json!({ "date": "2026-11-21" });
+    send_lossy(
+        "/v1/checkins/makeup",
+        "fix-21",
+        "2026-11-22T10:00:00+08:00",
+        makeup.clone(),
+    )
+    .await
+    .assert_problem(503, "unavailable");
+    let again = post(
+        "/v1/checkins/makeup",
+        Some("fix-21"),
+        "2026-11-22T10:00:00+08:00",
+        makeup.clone(),
+    )
+    .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["points_charged"], 20);
+    assert_eq!(again.body["current_streak"], 3);
+    // Without its key the same make-up is refused: the day is not missed any more.
+    post(
+        "/v1/checkins/makeup",
+        None,
+        "2026-11-22T10:00:00+08:00",
+        makeup.clone(),
+    )
+    .await
+    .assert_problem(409, "not-missed");
+    // The same key with another request is refused.
+    post(
+        "/v1/checkins/makeup",
+        Some("fix-21"),
+        "2026-11-22T10:00:00+08:00",
+        json!({ "date": "2026-11-19" }),
+    )
+    .await
+    .assert_problem(409, "idempotency-key-reused");
+    let entries = ledger_of(&env, "mia").await;
+    let count = |reason| entries.iter().filter(|e| e.reason == reason).count();
+    use shared::domain::ledger::Reason;
+    assert_eq!((count(Reason::Checkin), count(Reason::Makeup)), (2, 1));
+    let balance: i64 = entries.iter().map(|e| e.delta).sum();
+    assert_eq!(balance, 100 + 5 + 5 - 20);
+}
+
+#[tokio::test]
+async fn a_grant_sent_again_after_a_lost_commit_pays_once() {
+    let env = TestEnv::new().await;
+    let proxy = FaultProxy::start(e2e::endpoint(), lose_first_transactions(3)).await;
+    let api = through(&proxy, &env).await;
+    let send = || {
+        let b = api
+            .request(reqwest::Method::POST, "/v1/admin/points/grants")
+            .bearer_auth(e2e::service_token("shop"))
+            .header("idempotency-key", "order-77")
+            .header("x-debug-now", "2026-11-23T09:00:00+08:00")
+            .json(&json!({ "user_id": "ned", "amount": 40, "reason": "paid", "ref": "order-77" }));
+        api.send(b)
+    };
+    send().await.assert_problem(503, "unavailable");
+    let again = send().await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(
+        (again.body["points"].clone(), again.body["balance"].clone()),
+        (json!(40), json!(40))
+    );
+    assert_eq!(ledger_of(&env, "ned").await.len(), 1);
+}

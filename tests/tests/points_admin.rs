@@ -637,3 +637,124 @@ async fn a_purchase_worth_no_points_answers_its_result_every_time() {
     .await
     .assert_problem(409, "idempotency-key-reused");
 }
+
+#[tokio::test]
+async fn multiplier_windows_are_limited_deletable_and_pruned() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let admin = admin_token("ops");
+    let put = |id: String, start: String, end: String, factor: u32, now: &'static str| {
+        let body = json!({ "start": start, "end": end, "factor_bps": factor, "reasons": ["purchase"] });
+        let api = &api;
+        let admin = admin.clone();
+        async move {
+            api.send_json(
+                Method::PUT,
+                &format!("/v1/admin/multipliers/{id}"),
+                &admin,
+                now,
+                &body,
+            )
+            .await
+        }
+    };
+    let day = |d: u32| format!("2026-12-{d:02}T00:00:00+08:00");
+    // Eight 1.5× windows may overlap; a ninth for the same reason is refused.
+    for i in 0..8 {
+        let r = put(format!("w{i}"), day(1), day(2), 15_000, NOW).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    put("w8".into(), day(1), day(2), 15_000, NOW)
+        .await
+        .assert_problem(422, "invalid-value");
+    // Earning under all of them: 100 × 1.5⁸ = 2562.89 → 2562, nine factors recorded.
+    let order = json!({ "user_id": "lia", "order_amount_cents": 10_000, "reason": "paid", "ref": "o1" });
+    let r = call(
+        &api,
+        "/v1/admin/points/grants",
+        &service_token("shop"),
+        "o1",
+        "2026-12-01T12:00:00+08:00",
+        &order,
+    )
+    .await;
+    assert_eq!(r.body["points"], 2562, "{}", r.body);
+    assert_eq!(r.body["factors_bps"].as_array().unwrap().len(), 9);
+    // A ladder whose top tier would take the stack above 100× is refused: 10 × 1.5⁸ = 256×.
+    let tiers = |top: u32| {
+        json!({ "tiers": [
+            { "name": "Member", "threshold": 0 },
+            { "name": "Star", "threshold": 1000, "multiplier_bps": top }
+        ]})
+    };
+    api.send_json(Method::PUT, "/v1/admin/tiers", &admin, NOW, &tiers(100_000))
+        .await
+        .assert_problem(422, "invalid-value");
+    // Deleting three windows makes room: 10 × 1.5⁵ = 75.9×.
+    for i in 0..3 {
+        let r = api
+            .send_json(
+                Method::DELETE,
+                &format!("/v1/admin/multipliers/w{i}"),
+                &admin,
+                NOW,
+                &Value::Null,
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["deleted"].clone()),
+            (200, json!(true)),
+            "{}",
+            r.body
+        );
+    }
+    api.send_json(
+        Method::DELETE,
+        "/v1/admin/multipliers/w0",
+        &admin,
+        NOW,
+        &Value::Null,
+    )
+    .await
+    .assert_problem(404, "not-found");
+    let r = api
+        .send_json(Method::PUT, "/v1/admin/tiers", &admin, NOW, &tiers(100_000))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // With that ladder, a window that would stack above 100× is refused in turn.
+    put("w9".into(), day(1), day(2), 15_000, NOW)
+        .await
+        .assert_problem(422, "invalid-value");
+    // At most 50 windows that have not ended; ended ones are pruned and stop counting.
+    for i in 0..45 {
+        let start = format!("2027-01-01T{:02}:00:00+08:00", i % 24);
+        let start = if i < 24 {
+            start
+        } else {
+            format!("2027-01-02T{:02}:00:00+08:00", i - 24)
+        };
+        let end = chrono::DateTime::parse_from_rfc3339(&start).unwrap() + chrono::Duration::minutes(30);
+        let r = put(format!("n{i}"), start, end.to_rfc3339(), 12_000, NOW).await;
+        assert_eq!(r.status, 200, "{}: {}", i, r.body);
+    }
+    put("full".into(), day(20), day(21), 12_000, NOW)
+        .await
+        .assert_problem(422, "invalid-value");
+    // After December 2 the five remaining December windows have ended: room again.
+    let r = put(
+        "later".into(),
+        day(20),
+        day(21),
+        12_000,
+        "2026-12-03T00:00:00+08:00",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let all = api.get("/v1/admin/multipliers", Some(&admin), None).await;
+    let ids: Vec<&String> = all.body["multipliers"].as_object().unwrap().keys().collect();
+    assert_eq!(ids.len(), 46, "{ids:?}");
+    assert!(
+        !ids.iter().any(|id| id.starts_with('w')),
+        "ended windows were pruned"
+    );
+}

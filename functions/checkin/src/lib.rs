@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::App;
 use shared::domain::DomainError;
-use shared::domain::checkin::{self, CampaignConfig, DEFAULT_CAMPAIGN, MilestonePay, StreakView};
+use shared::domain::checkin::{self, CampaignConfig, DEFAULT_CAMPAIGN, StreakView};
 use shared::domain::ids::validate_slug;
 use shared::http::{self, ApiError, Request, Response};
 
@@ -48,50 +48,13 @@ struct CheckinBody {
     campaign_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Milestone {
-    days: u32,
-    points: i64,
-}
-
-impl From<&MilestonePay> for Milestone {
-    fn from(m: &MilestonePay) -> Self {
-        Self {
-            days: m.days,
-            points: m.points,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct CheckinResponse {
-    campaign_id: String,
-    date: chrono::NaiveDate,
-    checked_in_now: bool,
-    points_awarded: i64,
-    milestone_bonus: Option<Milestone>,
-    current_streak: u32,
-    best_streak: u32,
-    tomorrow_reward: i64,
-    balance: i64,
-}
-
 async fn check_in(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
     let user = http::member(req)?;
-    let body: CheckinBody = http::json_body_or_default(req)?;
+    let (body, value): (CheckinBody, _) = http::json_body_or_default_and_value(req)?;
     let campaign = campaign_id(body.campaign_id)?;
-    let out = app.store.check_in(&user, &campaign, now).await?;
-    http::ok(&CheckinResponse {
-        campaign_id: out.campaign_id,
-        date: out.view.today,
-        checked_in_now: out.checked_in_now,
-        points_awarded: out.points_awarded,
-        milestone_bonus: out.milestone_bonus.as_ref().map(Milestone::from),
-        current_streak: out.view.current_streak,
-        best_streak: out.view.best_streak,
-        tomorrow_reward: out.view.next_reward,
-        balance: out.balance,
-    })
+    let call = http::member_call(req, &user, &value)?;
+    let answer = app.store.check_in(&user, &campaign, call.as_ref(), now).await?;
+    http::raw_json(200, answer)
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,34 +65,17 @@ struct MakeupBody {
     date: String,
 }
 
-#[derive(Debug, Serialize)]
-struct MakeupResponse {
-    campaign_id: String,
-    date: chrono::NaiveDate,
-    points_charged: i64,
-    milestones: Vec<Milestone>,
-    current_streak: u32,
-    best_streak: u32,
-    makeups_left_this_month: u32,
-    balance: i64,
-}
-
 async fn make_up(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
     let user = http::member(req)?;
-    let body: MakeupBody = http::json_body(req)?;
+    let (body, value): (MakeupBody, _) = http::json_body_and_value(req)?;
     let campaign = campaign_id(body.campaign_id)?;
     let date = checkin::parse_date("date", &body.date)?;
-    let out = app.store.make_up(&user, &campaign, date, now).await?;
-    http::ok(&MakeupResponse {
-        campaign_id: out.campaign_id,
-        date: out.date,
-        points_charged: out.points_charged,
-        milestones: out.milestones.iter().map(Milestone::from).collect(),
-        current_streak: out.view.current_streak,
-        best_streak: out.view.best_streak,
-        makeups_left_this_month: out.view.makeups_left_this_month,
-        balance: out.balance,
-    })
+    let call = http::member_call(req, &user, &value)?;
+    let answer = app
+        .store
+        .make_up(&user, &campaign, date, call.as_ref(), now)
+        .await?;
+    http::raw_json(200, answer)
 }
 
 #[derive(Debug, Serialize)]

@@ -25,6 +25,7 @@ pub const ROUTES: &[&str] = &[
     "PUT /v1/admin/tiers",
     "GET /v1/admin/multipliers",
     "PUT /v1/admin/multipliers/{multiplier_id}",
+    "DELETE /v1/admin/multipliers/{multiplier_id}",
 ];
 
 /// Largest order accepted, in cents (10 billion yuan).
@@ -46,7 +47,8 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         "GET /v1/admin/tiers" => get_tiers(app, req).await,
         "PUT /v1/admin/tiers" => put_tiers(app, req).await,
         "GET /v1/admin/multipliers" => get_multipliers(app, req).await,
-        "PUT /v1/admin/multipliers/{multiplier_id}" => put_multiplier(app, req).await,
+        "PUT /v1/admin/multipliers/{multiplier_id}" => put_multiplier(app, req, now).await,
+        "DELETE /v1/admin/multipliers/{multiplier_id}" => delete_multiplier(app, req, now).await,
         other => Err(ApiError::not_found(format!("no route {other}"))),
     }
 }
@@ -276,7 +278,7 @@ fn instant(field: &'static str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
         .map_err(|_| DomainError::invalid(field, "must be an RFC 3339 instant").into())
 }
 
-async fn put_multiplier(app: &App, req: &Request) -> Result<Response, ApiError> {
+async fn put_multiplier(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
     http::admin(req)?;
     let id = http::path_param(req, "multiplier_id")?;
     validate_slug("multiplier_id", &id)?;
@@ -289,6 +291,14 @@ async fn put_multiplier(app: &App, req: &Request) -> Result<Response, ApiError> 
             .reasons
             .unwrap_or_else(|| shared::domain::tiers::MULTIPLIABLE.to_vec()),
     };
-    app.store.put_multiplier(&id, window.clone()).await?;
+    app.store.put_multiplier(&id, window.clone(), now).await?;
     http::ok(&json!({ "multiplier_id": id, "window": window }))
+}
+
+async fn delete_multiplier(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
+    http::admin(req)?;
+    let id = http::path_param(req, "multiplier_id")?;
+    validate_slug("multiplier_id", &id).map_err(|_| ApiError::from(DomainError::NotFound("multiplier")))?;
+    app.store.delete_multiplier(&id, now).await?;
+    http::ok(&json!({ "multiplier_id": id, "deleted": true }))
 }

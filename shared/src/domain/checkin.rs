@@ -257,6 +257,19 @@ pub struct StreakState {
     #[serde(default)]
     pub makeups: BTreeMap<String, u32>,
     pub version: u64,
+    /// What the latest check-in (not a make-up) paid, so that a repeat the same day — such as the
+    /// app sending again after a lost answer — answers what was actually credited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<LastCheckin>,
+}
+
+/// The latest check-in's date and what it credited (after multipliers), with its milestone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastCheckin {
+    pub date: NaiveDate,
+    pub points: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub milestone: Option<Milestone>,
 }
 
 /// A milestone bonus to pay.
@@ -281,8 +294,11 @@ pub struct Insertion {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckIn {
-    /// Already checked in today: nothing changes.
-    Repeat,
+    /// Already checked in today: nothing changes. `paid` is what today's check-in credited, when
+    /// the state recorded it.
+    Repeat {
+        paid: Option<LastCheckin>,
+    },
     New {
         insertion: Insertion,
         reward: i64,
@@ -368,6 +384,7 @@ impl StreakState {
             best: self.best.max(length),
             makeups,
             version: self.version + 1,
+            last: self.last,
         };
         Insertion {
             date: d,
@@ -386,7 +403,8 @@ pub fn check_in(
 ) -> Result<CheckIn, DomainError> {
     let today = campaign.today(now);
     if state.checked_in(today) {
-        return Ok(CheckIn::Repeat);
+        let paid = state.last.filter(|last| last.date == today);
+        return Ok(CheckIn::Repeat { paid });
     }
     if !campaign.is_active(today) {
         return Err(DomainError::CampaignNotActive);

@@ -12,6 +12,10 @@ use super::ledger::{EarnDetail, Kind, Posting, Reason};
 /// 1.0 in basis points.
 pub const ONE_BPS: u32 = 10_000;
 const MAX_FACTOR_BPS: u32 = 100_000;
+/// At most this many multiplier windows may be active at once for one reason.
+pub const MAX_STACKED_WINDOWS: usize = 8;
+/// The combined factor (the highest tier's × every overlapping window's) is at most 100×.
+pub const MAX_COMBINED_BPS: u32 = 1_000_000;
 
 /// The reasons multipliers may apply to; fixed amounts (grants, prizes, bonuses) never multiply.
 pub const MULTIPLIABLE: [Reason; 2] = [Reason::Purchase, Reason::Checkin];
@@ -107,6 +111,15 @@ impl TierConfig {
             }
         }
         Ok(())
+    }
+
+    /// The highest earn multiplier of the ladder (what stacking limits are checked against).
+    pub fn max_multiplier_bps(&self) -> u32 {
+        self.tiers
+            .iter()
+            .map(|t| t.multiplier_bps)
+            .max()
+            .unwrap_or(ONE_BPS)
     }
 
     /// The tier named `name`, or the lowest for `None` or an unknown name.
@@ -239,6 +252,95 @@ pub struct Multipliers {
     pub version: u64,
 }
 
+impl Multipliers {
+    /// Drops the windows that have ended by `now`: they multiply nothing any more.
+    pub fn prune(&mut self, now: DateTime<Utc>) {
+        self.windows.retain(|_, w| w.end > now);
+    }
+
+    /// Refuses a set of windows that could overflow an earning: at no instant may more than
+    /// [`MAX_STACKED_WINDOWS`] windows of one reason be active, nor may their factors times the
+    /// highest tier's (`max_tier_bps`) exceed [`MAX_COMBINED_BPS`] (100×). Returns why not.
+    pub fn check_stacking(&self, max_tier_bps: u32) -> Result<(), String> {
+        for reason in MULTIPLIABLE {
+            let windows: Vec<&MultiplierWindow> = self
+                .windows
+                .values()
+                .filter(|w| w.reasons.contains(&reason))
+                .collect();
+            // The most windows overlap at some window's start.
+            for at in windows.iter().map(|w| w.start) {
+                let active: Vec<u32> = windows
+                    .iter()
+                    .filter(|w| w.active(at))
+                    .map(|w| w.factor_bps)
+                    .collect();
+                if active.len() > MAX_STACKED_WINDOWS {
+                    return Err(format!(
+                        "at most {MAX_STACKED_WINDOWS} windows may overlap for {reason:?} earnings"
+                    ));
+                }
+                let mut factors = active;
+                factors.push(max_tier_bps);
+                if combined_exceeds_cap(&factors) {
+                    return Err(format!(
+                        "overlapping windows times the highest tier's multiplier exceed 100x \
+                         ({MAX_COMBINED_BPS} bps) for {reason:?} earnings from {at}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether Π(factor / 10000) > 100. At most 9 factors (a tier and 8 windows) are compared exactly;
+/// a product too large for `u128` exceeds the cap (`100 × 10000⁹ < 2¹²⁸`).
+fn combined_exceeds_cap(factors_bps: &[u32]) -> bool {
+    let Some((_, cap)) = scale_and_cap(factors_bps.len()) else {
+        return true;
+    };
+    factors_bps
+        .iter()
+        .try_fold(1u128, |p, f| p.checked_mul(u128::from(*f)))
+        .is_none_or(|product| product > cap)
+}
+
+/// `10000ⁿ` and the product of `n` factors that means 100×; `None` above 9 factors.
+fn scale_and_cap(n: usize) -> Option<(u128, u128)> {
+    if n > MAX_STACKED_WINDOWS + 1 {
+        return None;
+    }
+    let scale = u128::from(ONE_BPS).checked_pow(u32::try_from(n).ok()?)?;
+    let cap = scale.checked_mul(u128::from(MAX_COMBINED_BPS / ONE_BPS))?;
+    Some((scale, cap))
+}
+
+/// `base × Π(factor / 10000)`, rounded down once, the combined factor counting as at most 100×.
+/// Exact for any base and at most 9 factors (a tier and [`MAX_STACKED_WINDOWS`] windows).
+pub fn apply_factors(base: u64, factors_bps: &[u32]) -> Result<u64, DomainError> {
+    let (scale, cap) = scale_and_cap(factors_bps.len()).ok_or(DomainError::Overflow)?;
+    let product = factors_bps
+        .iter()
+        .try_fold(1u128, |p, f| p.checked_mul(u128::from(*f)))
+        .map_or(cap, |p| p.min(cap));
+    u64::try_from(mul_div_floor(base, product, scale)).map_err(|_| DomainError::Overflow)
+}
+
+/// `⌊a × p / s⌋` without a wider integer type, for `p ≤ 100 × s` and `s ≤ 10000⁹`: the bits of `a`
+/// from the top, keeping `⌊x·p / s⌋` and `x·p mod s` for the prefix `x` read so far.
+fn mul_div_floor(a: u64, p: u128, s: u128) -> u128 {
+    let (mut quotient, mut rest) = (0u128, 0u128);
+    for bit in (0..64).rev() {
+        let add = if (a >> bit) & 1 == 1 { p } else { 0 };
+        // 2·rest + p < 2s + 100s ≤ 102 × 10³⁶ < 2¹²⁸.
+        let t = 2 * rest + add;
+        quotient = 2 * quotient + t / s;
+        rest = t % s;
+    }
+    quotient
+}
+
 /// Applies the tier's multiplier and the active windows to an earning of a multipliable reason:
 /// the product of the factors in integer arithmetic, rounded down once at the end. Other postings
 /// are returned unchanged. `None` when the result rounds down to zero points.
@@ -251,24 +353,20 @@ pub fn price(
     if posting.kind != Kind::Standard || posting.delta <= 0 || !MULTIPLIABLE.contains(&posting.reason) {
         return Ok(Some(posting));
     }
+    // Stored windows keep to the stacking limits (`Multipliers::check_stacking`); windows stored
+    // before those limits existed count only up to them, so earning never fails for this reason.
     let mut factors = vec![tier.multiplier_bps];
     factors.extend(
         multipliers
             .windows
             .values()
             .filter(|w| w.active(now) && w.reasons.contains(&posting.reason))
-            .map(|w| w.factor_bps),
+            .map(|w| w.factor_bps)
+            .take(MAX_STACKED_WINDOWS),
     );
     let base = posting.detail.as_ref().map_or(posting.delta, |d| d.base);
-    let mut amount = u128::try_from(base).map_err(|_| DomainError::Overflow)?;
-    let mut scale: u128 = 1;
-    for f in &factors {
-        amount = amount.checked_mul(u128::from(*f)).ok_or(DomainError::Overflow)?;
-        scale = scale
-            .checked_mul(u128::from(ONE_BPS))
-            .ok_or(DomainError::Overflow)?;
-    }
-    let amount = i64::try_from(amount / scale).map_err(|_| DomainError::Overflow)?;
+    let unsigned = u64::try_from(base).map_err(|_| DomainError::Overflow)?;
+    let amount = i64::try_from(apply_factors(unsigned, &factors)?).map_err(|_| DomainError::Overflow)?;
     if amount == 0 {
         return Ok(None);
     }
@@ -413,6 +511,234 @@ mod tests {
             price(earn(Reason::Purchase, 1), &half, &Multipliers::default(), during).unwrap(),
             None
         );
+    }
+
+    fn window(start: &str, end: &str, factor_bps: u32, reasons: Vec<Reason>) -> MultiplierWindow {
+        MultiplierWindow {
+            start: at(start),
+            end: at(end),
+            factor_bps,
+            reasons,
+        }
+    }
+
+    fn windows(list: Vec<MultiplierWindow>) -> Multipliers {
+        Multipliers {
+            windows: list
+                .into_iter()
+                .enumerate()
+                .map(|(i, w)| (format!("w{i:02}"), w))
+                .collect(),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn at_most_eight_windows_overlap_for_one_reason() {
+        let eight: Vec<_> = (0..8)
+            .map(|_| {
+                window(
+                    "2026-11-11T00:00:00Z",
+                    "2026-11-12T00:00:00Z",
+                    10_000,
+                    default_reasons(),
+                )
+            })
+            .collect();
+        assert_eq!(windows(eight.clone()).check_stacking(ONE_BPS), Ok(()));
+        let mut nine = eight.clone();
+        nine.push(window(
+            "2026-11-11T23:00:00Z",
+            "2026-11-13T00:00:00Z",
+            10_000,
+            vec![Reason::Checkin],
+        ));
+        assert!(
+            windows(nine).check_stacking(ONE_BPS).is_err(),
+            "nine overlap for check-ins"
+        );
+        // The ninth touches the others only at their (exclusive) end, or is for the other reason:
+        // no instant has nine.
+        let mut after = eight.clone();
+        after.push(window(
+            "2026-11-12T00:00:00Z",
+            "2026-11-13T00:00:00Z",
+            10_000,
+            default_reasons(),
+        ));
+        assert_eq!(windows(after).check_stacking(ONE_BPS), Ok(()));
+        let mut seven_and_other: Vec<_> = eight[..7].to_vec();
+        seven_and_other.push(window(
+            "2026-11-11T00:00:00Z",
+            "2026-11-12T00:00:00Z",
+            10_000,
+            vec![Reason::Purchase],
+        ));
+        seven_and_other.push(window(
+            "2026-11-11T00:00:00Z",
+            "2026-11-12T00:00:00Z",
+            10_000,
+            vec![Reason::Checkin],
+        ));
+        assert_eq!(windows(seven_and_other).check_stacking(ONE_BPS), Ok(()));
+    }
+
+    #[test]
+    fn the_combined_factor_with_the_highest_tier_is_at_most_a_hundredfold() {
+        let w = |f| {
+            window(
+                "2026-11-11T00:00:00Z",
+                "2026-11-12T00:00:00Z",
+                f,
+                vec![Reason::Purchase],
+            )
+        };
+        // 10 × 10 = 100×: allowed; with a tier of 1.0001 it is above.
+        let ten_ten = windows(vec![w(100_000), w(100_000)]);
+        assert_eq!(ten_ten.check_stacking(ONE_BPS), Ok(()));
+        assert!(ten_ten.check_stacking(ONE_BPS + 1).is_err());
+        // A tier of 10× and one window of 10×: exactly 100×. Ten windows of 2× are refused first
+        // for their number; eight of 10× overflow u128 in the product and are refused too.
+        assert_eq!(windows(vec![w(100_000)]).check_stacking(100_000), Ok(()));
+        assert!(windows(vec![w(100_001)]).check_stacking(100_000).is_err());
+        assert!(
+            windows((0..8).map(|_| w(100_000)).collect())
+                .check_stacking(100_000)
+                .is_err()
+        );
+        // Factors below one make room: 0.5 × 20 × 10 = 100×.
+        assert_eq!(
+            windows(vec![w(5_000), w(100_000), w(20_000)]).check_stacking(100_000),
+            Ok(())
+        );
+        // Windows that never overlap are each checked alone.
+        let apart = windows(vec![
+            w(100_000),
+            window(
+                "2026-11-12T00:00:00Z",
+                "2026-11-13T00:00:00Z",
+                100_000,
+                vec![Reason::Purchase],
+            ),
+        ]);
+        assert_eq!(apart.check_stacking(100_000), Ok(()));
+    }
+
+    #[test]
+    fn ended_windows_are_pruned_and_the_end_is_exclusive() {
+        let mut m = windows(vec![
+            window(
+                "2026-11-11T00:00:00Z",
+                "2026-11-12T00:00:00Z",
+                20_000,
+                default_reasons(),
+            ),
+            window(
+                "2026-11-12T00:00:00Z",
+                "2026-11-13T00:00:00Z",
+                20_000,
+                default_reasons(),
+            ),
+        ]);
+        let gold = TierConfig::default().tiers[0].clone();
+        // At the first window's end only the second one is active.
+        let at_end = at("2026-11-12T00:00:00Z");
+        let p = price(earn(Reason::Purchase, 10), &gold, &m, at_end)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.detail.unwrap().factors_bps, vec![10_000, 20_000]);
+        assert_eq!(
+            price(earn(Reason::Purchase, 10), &gold, &m, at("2026-11-11T23:59:59Z"))
+                .unwrap()
+                .unwrap()
+                .delta,
+            20
+        );
+        m.prune(at_end);
+        assert_eq!(m.windows.keys().collect::<Vec<_>>(), vec!["w01"]);
+        m.prune(at("2026-11-13T00:00:00Z"));
+        assert!(m.windows.is_empty());
+    }
+
+    #[test]
+    fn stacked_factors_never_overflow_and_round_down_once() {
+        // Eight 2× windows and a 1.5× tier: 384× is above the cap, so it counts as 100×.
+        assert_eq!(
+            apply_factors(
+                1_000_000_000,
+                &[
+                    15_000, 20_000, 20_000, 20_000, 20_000, 20_000, 20_000, 20_000, 20_000
+                ]
+            ),
+            Ok(100_000_000_000)
+        );
+        // 1.5 × 2⁵ = 48× exactly, on the largest base a purchase can have.
+        assert_eq!(
+            apply_factors(
+                1_000_000_000_000,
+                &[
+                    15_000, 20_000, 20_000, 20_000, 20_000, 20_000, 10_000, 10_000, 10_000
+                ]
+            ),
+            Ok(48_000_000_000_000)
+        );
+        // 7 × 1.1 × 2 = 15.4 → 15; 3 × 1.0001⁹ = 3.0027… → 3; 9999 × 1.0001⁹ = 10008.0027… → 10008.
+        assert_eq!(apply_factors(7, &[11_000, 20_000]), Ok(15));
+        assert_eq!(apply_factors(3, &[10_001; 9]), Ok(3));
+        assert_eq!(apply_factors(9_999, &[10_001; 9]), Ok(10_008));
+        // More than nine factors cannot be weighed exactly: refused (price takes at most eight windows).
+        assert_eq!(apply_factors(1, &[10_000; 10]), Err(DomainError::Overflow));
+        // Legacy data with more than eight active windows still prices (the first eight count).
+        let many = windows(
+            (0..12)
+                .map(|_| {
+                    window(
+                        "2026-11-11T00:00:00Z",
+                        "2026-11-12T00:00:00Z",
+                        10_000,
+                        default_reasons(),
+                    )
+                })
+                .collect(),
+        );
+        let p = price(
+            earn(Reason::Checkin, 5),
+            &TierConfig::default().tiers[0],
+            &many,
+            at("2026-11-11T12:00:00Z"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((p.delta, p.detail.unwrap().factors_bps.len()), (5, 9));
+    }
+
+    proptest::proptest! {
+        /// The bit-by-bit division equals plain u128 arithmetic wherever that does not overflow.
+        #[test]
+        fn mul_div_floor_matches_u128_arithmetic(
+            a in 0u64..(1 << 40),
+            n in 1u32..=5,
+            raw in 0u128..u128::MAX,
+        ) {
+            let s = 10_000u128.pow(n);
+            let p = raw % (100 * s + 1);
+            if let Some(product) = u128::from(a).checked_mul(p) {
+                proptest::prop_assert_eq!(mul_div_floor(a, p, s), product / s);
+            }
+        }
+
+        /// Rounding down once keeps the result monotonic in the base and at most 100× it: a bigger
+        /// earning never earns fewer points.
+        #[test]
+        fn apply_factors_is_monotonic_in_the_base(
+            base in 0u64..1_000_000_000_000,
+            factors in proptest::collection::vec(1u32..=100_000, 1..=9),
+        ) {
+            let a = apply_factors(base, &factors).unwrap();
+            let b = apply_factors(base + 1, &factors).unwrap();
+            proptest::prop_assert!(a <= b);
+            proptest::prop_assert!(a <= base.saturating_mul(100));
+        }
     }
 
     #[test]

@@ -9,7 +9,8 @@ pub use auth::{Caller, POINTS_WRITE_SCOPE, admin, caller, member, points_writer}
 pub use problem::{ApiError, PROBLEM_CONTENT_TYPE, respond};
 pub use request::{
     DEBUG_NOW_HEADER, MAX_BODY_BYTES, cursor, idempotency_key, json_body, json_body_and_value,
-    json_body_or_default, now, path_param, query_param, request_digest, request_id, route_key,
+    json_body_or_default, json_body_or_default_and_value, now, optional_idempotency_key, path_param,
+    query_param, request_digest, request_id, route_key,
 };
 
 use lambda_http::Body;
@@ -37,6 +38,21 @@ pub fn raw_json(status: u16, body: String) -> Result<Response, ApiError> {
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Body::Text(body))
         .map_err(|e| ApiError::internal(format!("build response: {e}")))
+}
+
+/// A member write's optional `Idempotency-Key`, scoped to the member (`member:<sub>`), with the
+/// digest of the request (`body`: the JSON body as sent, `{}` when empty).
+pub fn member_call(
+    req: &Request,
+    user: &crate::domain::UserId,
+    body: &serde_json::Value,
+) -> Result<Option<crate::store::IdempotentCall>, ApiError> {
+    Ok(
+        optional_idempotency_key(req)?.map(|key| crate::store::IdempotentCall {
+            key: crate::store::keys::idempotency(&format!("member:{user}"), &key),
+            request_hash: request_digest(req, body),
+        }),
+    )
 }
 
 /// `200 OK` with a JSON body.

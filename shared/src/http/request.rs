@@ -133,16 +133,31 @@ pub fn json_body_and_value<T: DeserializeOwned>(req: &Request) -> Result<(T, ser
     Ok((typed, value))
 }
 
+/// Like [`json_body_or_default`], and also the body as a JSON value (`{}` when empty).
+pub fn json_body_or_default_and_value<T: DeserializeOwned>(
+    req: &Request,
+) -> Result<(T, serde_json::Value), ApiError> {
+    let value: serde_json::Value = json_body_or_default(req)?;
+    let typed = serde_json::from_value(value.clone()).map_err(serde_error)?;
+    Ok((typed, value))
+}
+
 /// The `Idempotency-Key` header: required, 1-128 visible ASCII characters without `#`.
 pub fn idempotency_key(req: &Request) -> Result<String, ApiError> {
-    let value = req
-        .headers()
-        .get("idempotency-key")
-        .ok_or_else(|| ApiError::invalid_request("the Idempotency-Key header is required"))?;
+    optional_idempotency_key(req)?
+        .ok_or_else(|| ApiError::invalid_request("the Idempotency-Key header is required"))
+}
+
+/// The `Idempotency-Key` header where it is optional (member writes): `None` when absent, 400
+/// when present but malformed.
+pub fn optional_idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = value.to_str().unwrap_or_default();
     let ok = !key.is_empty() && key.len() <= 128 && key.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
     if ok {
-        Ok(key.to_owned())
+        Ok(Some(key.to_owned()))
     } else {
         Err(ApiError::invalid_request(
             "the Idempotency-Key must be 1-128 visible ASCII characters without '#'",

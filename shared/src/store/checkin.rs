@@ -4,11 +4,16 @@
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::points::{replay, to_json};
 use super::tx::{put_if_absent, put_versioned};
-use super::{Decision, Key, OnConflict, Plan, Snapshot, Store, StoreError, TxOutcome, Write};
+use super::{
+    Decision, Idempotency, IdempotencyRecord, IdempotentCall, Key, OnConflict, Plan, Respond, Snapshot,
+    Store, StoreError, TxOutcome, Write,
+};
 use super::{classify, from_item, keys, to_item_with_key};
 use crate::domain::checkin::{
-    self, Campaign, CampaignConfig, CheckIn, DEFAULT_CAMPAIGN, MilestonePay, StreakState, StreakView,
+    self, Campaign, CampaignConfig, CheckIn, DEFAULT_CAMPAIGN, LastCheckin, Milestone, MilestonePay,
+    StreakState, StreakView,
 };
 use crate::domain::ledger::{Posting, Reason};
 use crate::domain::{DomainError, UserId};
@@ -28,18 +33,48 @@ struct DayRecord {
     at: DateTime<Utc>,
 }
 
-/// The answer to a check-in.
+/// The answer to a check-in. Serializes as the API's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckinOutcome {
     pub campaign_id: String,
     pub checked_in_now: bool,
+    /// What the check-in credited, after multipliers.
     pub points_awarded: i64,
-    pub milestone_bonus: Option<MilestonePay>,
+    pub milestone_bonus: Option<Milestone>,
     pub view: StreakView,
     pub balance: i64,
 }
 
-/// The answer to a make-up.
+impl Serialize for CheckinOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Answer<'a> {
+            campaign_id: &'a str,
+            date: NaiveDate,
+            checked_in_now: bool,
+            points_awarded: i64,
+            milestone_bonus: Option<Milestone>,
+            current_streak: u32,
+            best_streak: u32,
+            tomorrow_reward: i64,
+            balance: i64,
+        }
+        Answer {
+            campaign_id: &self.campaign_id,
+            date: self.view.today,
+            checked_in_now: self.checked_in_now,
+            points_awarded: self.points_awarded,
+            milestone_bonus: self.milestone_bonus,
+            current_streak: self.view.current_streak,
+            best_streak: self.view.best_streak,
+            tomorrow_reward: self.view.next_reward,
+            balance: self.balance,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The answer to a make-up. Serializes as the API's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MakeupOutcome {
     pub campaign_id: String,
@@ -48,6 +83,133 @@ pub struct MakeupOutcome {
     pub milestones: Vec<MilestonePay>,
     pub view: StreakView,
     pub balance: i64,
+}
+
+impl Serialize for MakeupOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Answer<'a> {
+            campaign_id: &'a str,
+            date: NaiveDate,
+            points_charged: i64,
+            milestones: &'a [MilestonePay],
+            current_streak: u32,
+            best_streak: u32,
+            makeups_left_this_month: u32,
+            balance: i64,
+        }
+        Answer {
+            campaign_id: &self.campaign_id,
+            date: self.date,
+            points_charged: self.points_charged,
+            milestones: &self.milestones,
+            current_streak: self.view.current_streak,
+            best_streak: self.view.best_streak,
+            makeups_left_this_month: self.view.makeups_left_this_month,
+            balance: self.balance,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// An answer that carries the member's balance, filled in from the account the transaction wrote.
+trait WithBalance: Serialize + Send + 'static {
+    fn set_balance(&mut self, balance: i64);
+}
+
+impl WithBalance for CheckinOutcome {
+    fn set_balance(&mut self, balance: i64) {
+        self.balance = balance;
+    }
+}
+
+impl WithBalance for MakeupOutcome {
+    fn set_balance(&mut self, balance: i64) {
+        self.balance = balance;
+    }
+}
+
+/// What a member write's decision carries: a fresh answer, or the one stored under its key.
+enum Answer<T> {
+    Fresh(T),
+    Stored(IdempotencyRecord),
+}
+
+/// The record stored under the call's key, if the call has a key and it was used.
+fn stored_answer(
+    snapshot: &Snapshot,
+    call: Option<&IdempotentCall>,
+) -> Result<Option<IdempotencyRecord>, crate::Error> {
+    match call {
+        Some(call) => Ok(snapshot.get(&call.key)?),
+        None => Ok(None),
+    }
+}
+
+/// The decision for a member write: its postings and writes, and with an `Idempotency-Key` the
+/// answer stored in the same transaction (even for a write of nothing, such as a repeat).
+fn answer_plan<T: WithBalance + Clone>(
+    postings: Vec<Posting>,
+    writes: Vec<Write>,
+    call: Option<&IdempotentCall>,
+    answer: T,
+) -> Decision<Answer<T>> {
+    let Some(call) = call else {
+        return if postings.is_empty() && writes.is_empty() {
+            Decision::Nothing(Answer::Fresh(answer))
+        } else {
+            Decision::Write(Plan::new(postings, writes, Answer::Fresh(answer)))
+        };
+    };
+    let mut stored = answer.clone();
+    let respond: Respond = Box::new(move |_, account| {
+        stored.set_balance(account.balance);
+        to_json(&stored)
+    });
+    Decision::Write(Plan {
+        postings,
+        writes,
+        idempotency: Some(Idempotency {
+            key: call.key.clone(),
+            request_hash: call.request_hash.clone(),
+            respond,
+        }),
+        output: Answer::Fresh(answer),
+    })
+}
+
+/// The JSON answer of a member write, or `None` when its business key was taken by another
+/// request (the caller decides what that means).
+fn finish<T: WithBalance>(
+    outcome: TxOutcome<Answer<T>>,
+    call: Option<&IdempotentCall>,
+) -> Result<Option<String>, crate::Error> {
+    let stored = |record, call: Option<&IdempotentCall>| match call {
+        Some(call) => replay(record, call).map(Some),
+        None => Err(StoreError::Internal("a stored answer without a key".into()).into()),
+    };
+    match outcome {
+        TxOutcome::Committed {
+            response: Some(json), ..
+        } => Ok(Some(json)),
+        TxOutcome::Committed {
+            output: Answer::Fresh(mut answer),
+            account,
+            ..
+        } => {
+            answer.set_balance(account.balance);
+            to_json(&answer).map(Some)
+        }
+        TxOutcome::Nothing(Answer::Fresh(answer)) => to_json(&answer).map(Some),
+        TxOutcome::Nothing(Answer::Stored(record)) | TxOutcome::IdempotentReplay(record) => {
+            stored(record, call)
+        }
+        TxOutcome::Committed {
+            output: Answer::Stored(record),
+            ..
+        } => stored(record, call),
+        TxOutcome::Replayed(_) => Ok(None),
+    }
 }
 
 /// The month view.
@@ -113,101 +275,113 @@ impl Store {
         Ok(campaign)
     }
 
-    /// Checks `user` in to `campaign_id` at `now`: pays the ladder step and any milestone exactly
-    /// once, or answers with the unchanged state on a repeat.
+    /// Checks `user` in to `campaign_id` at `now`: pays the ladder step (priced: tier ×
+    /// windows) and any milestone exactly once. A repeat the same local day answers what today's
+    /// check-in credited, with `checked_in_now: false`. With `call` (an `Idempotency-Key`), a
+    /// replay answers the stored answer. Returns the answer's JSON.
     pub async fn check_in(
         &self,
         user: &UserId,
         campaign_id: &str,
+        call: Option<&IdempotentCall>,
         now: DateTime<Utc>,
-    ) -> Result<CheckinOutcome, crate::Error> {
-        let extra = [keys::campaign(campaign_id), keys::streak(user, campaign_id)];
+    ) -> Result<String, crate::Error> {
+        let mut extra = vec![keys::campaign(campaign_id), keys::streak(user, campaign_id)];
+        extra.extend(call.map(|c| c.key.clone()));
         // A lost race to the same business key means another request just checked in: the second
         // pass reads that state and answers as a repeat.
         for _ in 0..2 {
             let outcome = self
                 .ledger_transaction(user, &extra, now, |snapshot| {
+                    if let Some(record) = stored_answer(snapshot, call)? {
+                        return Ok(Decision::Nothing(Answer::Stored(record)));
+                    }
                     let (campaign, state) = read_campaign_and_state(snapshot, user, campaign_id)?;
-                    match checkin::check_in(&campaign, &state, now)? {
-                        CheckIn::Repeat => Ok(Decision::Nothing(CheckinOutcome {
+                    let outcome = |checked_in_now, points_awarded, milestone_bonus, state: &StreakState| {
+                        CheckinOutcome {
                             campaign_id: campaign_id.to_owned(),
-                            checked_in_now: false,
-                            points_awarded: 0,
-                            milestone_bonus: None,
-                            view: checkin::view(&campaign, &state, now),
+                            checked_in_now,
+                            points_awarded,
+                            milestone_bonus,
+                            view: checkin::view(&campaign, state, now),
                             balance: snapshot.account.balance,
-                        })),
+                        }
+                    };
+                    match checkin::check_in(&campaign, &state, now)? {
+                        CheckIn::Repeat { paid } => {
+                            let answer = outcome(
+                                false,
+                                paid.map_or(0, |p| p.points),
+                                paid.and_then(|p| p.milestone),
+                                &state,
+                            );
+                            Ok(answer_plan(vec![], vec![], call, answer))
+                        }
                         CheckIn::New { insertion, reward } => {
                             let date = insertion.date;
                             let mut postings = Vec::new();
                             if reward > 0 {
-                                postings.push(Posting::new(
+                                let posting = Posting::new(
                                     reward,
                                     Reason::Checkin,
                                     format!("{campaign_id}:{date}"),
                                     keys::business::checkin(campaign_id, user, date),
-                                ));
+                                );
+                                postings.extend(snapshot.price(posting, now)?);
                             }
+                            let points = postings.first().map_or(0, |p| p.delta);
+                            let milestone = insertion.milestones.first().map(|m| Milestone {
+                                days: m.days,
+                                points: m.points,
+                            });
                             postings.extend(milestone_postings(campaign_id, user, &insertion.milestones));
+                            let mut after = insertion.state;
+                            after.last = Some(LastCheckin {
+                                date,
+                                points,
+                                milestone,
+                            });
                             let writes = self.day_and_state_writes(
                                 user,
                                 campaign_id,
                                 &state,
-                                &insertion.state,
+                                &after,
                                 date,
                                 false,
                                 now,
                             )?;
-                            Ok(Decision::Write(Plan::new(
-                                postings,
-                                writes,
-                                CheckinOutcome {
-                                    campaign_id: campaign_id.to_owned(),
-                                    checked_in_now: true,
-                                    points_awarded: reward,
-                                    milestone_bonus: insertion.milestones.first().copied(),
-                                    view: checkin::view(&campaign, &insertion.state, now),
-                                    balance: 0,
-                                },
-                            )))
+                            let answer = outcome(true, points, milestone, &after);
+                            Ok(answer_plan(postings, writes, call, answer))
                         }
                     }
                 })
                 .await?;
-            match outcome {
-                TxOutcome::Committed {
-                    mut output,
-                    account,
-                    entries,
-                    ..
-                } => {
-                    output.balance = account.balance;
-                    // What was credited, after any multipliers.
-                    output.points_awarded = entries
-                        .iter()
-                        .filter(|e| e.reason == Reason::Checkin)
-                        .map(|e| e.delta)
-                        .sum();
-                    return Ok(output);
-                }
-                TxOutcome::Nothing(output) => return Ok(output),
-                TxOutcome::Replayed(_) | TxOutcome::IdempotentReplay(_) => continue,
+            match finish(outcome, call)? {
+                Some(json) => return Ok(json),
+                None => continue,
             }
         }
         Err(StoreError::Contention(2).into())
     }
 
     /// Makes up `date` for `user`: charges the cost, joins the runs, pays milestones reached.
+    /// With `call` (an `Idempotency-Key`), a replay answers the stored answer; without one, a
+    /// second make-up of the same date is `409 not-missed`. Returns the answer's JSON.
     pub async fn make_up(
         &self,
         user: &UserId,
         campaign_id: &str,
         date: NaiveDate,
+        call: Option<&IdempotentCall>,
         now: DateTime<Utc>,
-    ) -> Result<MakeupOutcome, crate::Error> {
-        let extra = [keys::campaign(campaign_id), keys::streak(user, campaign_id)];
+    ) -> Result<String, crate::Error> {
+        let mut extra = vec![keys::campaign(campaign_id), keys::streak(user, campaign_id)];
+        extra.extend(call.map(|c| c.key.clone()));
         let outcome = self
             .ledger_transaction(user, &extra, now, |snapshot| {
+                if let Some(record) = stored_answer(snapshot, call)? {
+                    return Ok(Decision::Nothing(Answer::Stored(record)));
+                }
                 let (campaign, state) = read_campaign_and_state(snapshot, user, campaign_id)?;
                 let made = checkin::make_up(&campaign, &state, date, now)?;
                 let mut postings = Vec::new();
@@ -229,32 +403,19 @@ impl Store {
                     true,
                     now,
                 )?;
-                Ok(Decision::Write(Plan::new(
-                    postings,
-                    writes,
-                    MakeupOutcome {
-                        campaign_id: campaign_id.to_owned(),
-                        date,
-                        points_charged: made.cost,
-                        milestones: made.insertion.milestones.clone(),
-                        view: checkin::view(&campaign, &made.insertion.state, now),
-                        balance: 0,
-                    },
-                )))
+                let answer = MakeupOutcome {
+                    campaign_id: campaign_id.to_owned(),
+                    date,
+                    points_charged: made.cost,
+                    milestones: made.insertion.milestones.clone(),
+                    view: checkin::view(&campaign, &made.insertion.state, now),
+                    balance: 0,
+                };
+                Ok(answer_plan(postings, writes, call, answer))
             })
             .await?;
-        match outcome {
-            TxOutcome::Committed {
-                mut output, account, ..
-            } => {
-                output.balance = account.balance;
-                Ok(output)
-            }
-            // The same make-up landed first (a double tap): the date is no longer missed.
-            TxOutcome::Replayed(_) | TxOutcome::IdempotentReplay(_) | TxOutcome::Nothing(_) => {
-                Err(DomainError::NotMissed.into())
-            }
-        }
+        // The same make-up landed first (a double tap without a key): the date is not missed now.
+        finish(outcome, call)?.ok_or_else(|| DomainError::NotMissed.into())
     }
 
     /// The checked-in days of `month` (default: the campaign's current local month) and the

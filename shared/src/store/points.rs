@@ -1,6 +1,8 @@
 //! The shop backend's ledger operations (grants, holds, captures, releases, reversals), each an
 //! idempotent API call, and the tier and multiplier configuration.
 
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -51,11 +53,20 @@ struct ReversedRecord {
     version: u64,
 }
 
+/// The stored answer to a replay of `call`, or 409 when the key was used for another request.
+pub(crate) fn replay(record: IdempotencyRecord, call: &IdempotentCall) -> Result<String, crate::Error> {
+    if record.request_hash == call.request_hash {
+        Ok(record.response)
+    } else {
+        Err(DomainError::IdempotencyKeyReused.into())
+    }
+}
+
 fn entry_for<'a>(entries: &'a [LedgerEntry], business_key: &str) -> Option<&'a LedgerEntry> {
     entries.iter().find(|e| e.business_key == business_key)
 }
 
-fn to_json(value: serde_json::Value) -> Result<String, crate::Error> {
+pub(crate) fn to_json(value: impl Serialize) -> Result<String, crate::Error> {
     serde_json::to_string(&value).map_err(|e| StoreError::Internal(e.to_string()).into())
 }
 
@@ -96,21 +107,16 @@ impl Store {
                 }))
             })
             .await?;
-        let record = match outcome {
+        match outcome {
             TxOutcome::Committed {
                 response: Some(response),
                 ..
-            } => return Ok(response),
-            TxOutcome::Nothing(Some(record)) | TxOutcome::IdempotentReplay(record) => record,
-            TxOutcome::Replayed(_) => return Err(already.into()),
+            } => Ok(response),
+            TxOutcome::Nothing(Some(record)) | TxOutcome::IdempotentReplay(record) => replay(record, call),
+            TxOutcome::Replayed(_) => Err(already.into()),
             TxOutcome::Committed { response: None, .. } | TxOutcome::Nothing(None) => {
-                return Err(StoreError::Internal("an idempotent call stored no answer".into()).into());
+                Err(StoreError::Internal("an idempotent call stored no answer".into()).into())
             }
-        };
-        if record.request_hash == call.request_hash {
-            Ok(record.response)
-        } else {
-            Err(DomainError::IdempotencyKeyReused.into())
         }
     }
 
@@ -354,11 +360,19 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Replaces the tier ladder, keeping the seat counts (version-checked read-modify-write).
+    /// Replaces the tier ladder, keeping the seat counts (version-checked read-modify-write). The
+    /// multiplier windows are re-checked against the new highest tier multiplier (422 if they
+    /// would stack above 100×), in the same transaction as a condition on their version.
     pub async fn put_tiers(&self, config: TierConfig) -> Result<TierState, crate::Error> {
         config.validate()?;
-        for _ in 0..5 {
-            let state = self.tier_state().await?;
+        for attempt in 0..CONFIG_ATTEMPTS {
+            if attempt > 0 {
+                super::tx::backoff(attempt).await;
+            }
+            let (state, multipliers) = tokio::try_join!(self.tier_state(), self.multipliers())?;
+            multipliers
+                .check_stacking(config.max_multiplier_bps())
+                .map_err(|reason| DomainError::invalid("tiers", reason))?;
             // Seats are counted while a tier is capped; a tier without a cap drops its count.
             let mut seats = state.seats.clone();
             seats.retain(|name, _| {
@@ -372,11 +386,15 @@ impl Store {
                 seats,
                 version: state.version + 1,
             };
-            if self.put_config(&keys::tiers(), &next, state.version).await? {
+            let unchanged = (keys::multipliers(), multipliers.version);
+            if self
+                .put_config(&keys::tiers(), &next, state.version, Some(unchanged))
+                .await?
+            {
                 return Ok(next);
             }
         }
-        Err(StoreError::Contention(5).into())
+        Err(StoreError::Contention(CONFIG_ATTEMPTS).into())
     }
 
     /// Every multiplier window.
@@ -389,65 +407,156 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Creates or replaces one multiplier window.
-    pub async fn put_multiplier(&self, id: &str, window: MultiplierWindow) -> Result<(), crate::Error> {
+    /// Creates or replaces one multiplier window; windows that ended by `now` are dropped. Refused
+    /// (422) when more than 50 windows would remain, or when the windows would stack above the
+    /// limits with the ladder's highest tier multiplier (checked against the ladder's version in
+    /// the same transaction).
+    pub async fn put_multiplier(
+        &self,
+        id: &str,
+        window: MultiplierWindow,
+        now: DateTime<Utc>,
+    ) -> Result<(), crate::Error> {
         window.validate()?;
-        for _ in 0..5 {
-            let mut all = self.multipliers().await?;
+        for attempt in 0..CONFIG_ATTEMPTS {
+            if attempt > 0 {
+                super::tx::backoff(attempt).await;
+            }
+            let (state, mut all) = tokio::try_join!(self.tier_state(), self.multipliers())?;
             let version = all.version;
+            all.prune(now);
             all.windows.insert(id.to_owned(), window.clone());
             if all.windows.len() > MAX_MULTIPLIER_WINDOWS {
                 return Err(DomainError::invalid(
                     "multiplier_id",
-                    format!("at most {MAX_MULTIPLIER_WINDOWS} windows"),
+                    format!("at most {MAX_MULTIPLIER_WINDOWS} windows that have not ended"),
                 )
                 .into());
             }
+            all.check_stacking(state.config().max_multiplier_bps())
+                .map_err(|reason| DomainError::invalid("factor_bps", reason))?;
             all.version += 1;
-            if self.put_config(&keys::multipliers(), &all, version).await? {
+            let unchanged = (keys::tiers(), state.version);
+            if self
+                .put_config(&keys::multipliers(), &all, version, Some(unchanged))
+                .await?
+            {
                 return Ok(());
             }
         }
-        Err(StoreError::Contention(5).into())
+        Err(StoreError::Contention(CONFIG_ATTEMPTS).into())
     }
 
-    /// Puts a configuration item if its version is still `expected` (0: absent). False on a race.
+    /// Deletes one multiplier window (404 if there is none by that id); windows that ended by
+    /// `now` are dropped too.
+    pub async fn delete_multiplier(&self, id: &str, now: DateTime<Utc>) -> Result<(), crate::Error> {
+        for attempt in 0..CONFIG_ATTEMPTS {
+            if attempt > 0 {
+                super::tx::backoff(attempt).await;
+            }
+            let mut all = self.multipliers().await?;
+            let version = all.version;
+            if all.windows.remove(id).is_none() {
+                return Err(DomainError::NotFound("multiplier").into());
+            }
+            all.prune(now);
+            all.version += 1;
+            if self.put_config(&keys::multipliers(), &all, version, None).await? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Contention(CONFIG_ATTEMPTS).into())
+    }
+
+    /// Puts a configuration item if its version is still `expected` (0: absent) and, when given,
+    /// another item's version is still the one read (`ConditionCheck` in one transaction). False
+    /// on a lost race, to read again.
     async fn put_config<T: Serialize>(
         &self,
         key: &Key,
         value: &T,
         expected: u64,
+        unchanged: Option<(Key, u64)>,
     ) -> Result<bool, crate::Error> {
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item_with_key(key, value)?));
-        put = if expected == 0 {
-            put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            put.condition_expression("#v = :v")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(
-                    ":v",
-                    aws_sdk_dynamodb::types::AttributeValue::N(expected.to_string()),
-                )
+        let item = to_item_with_key(key, value)?;
+        let Some((other, other_version)) = unchanged else {
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item));
+            put = match expected {
+                0 => put.condition_expression("attribute_not_exists(pk)"),
+                v => put
+                    .condition_expression("#v = :v")
+                    .expression_attribute_names("#v", "version")
+                    .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+            };
+            return match self.retry_conflicts(|| put.clone().send()).await {
+                Ok(_) => {
+                    self.cache.forget(key);
+                    Ok(true)
+                }
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(false)
+                }
+                Err(err) => Err(classify(err).into()),
+            };
         };
-        match self.retry_conflicts(|| put.clone().send()).await {
+        let put = put_versioned(&self.table, item, (expected > 0).then_some(expected))?;
+        let check = condition_check_version(&self.table, &other, other_version)?;
+        match self
+            .client
+            .transact_write_items()
+            .transact_items(put)
+            .transact_items(check)
+            .send()
+            .await
+        {
             Ok(_) => {
                 self.cache.forget(key);
                 Ok(true)
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(classify(err).into()),
+            Err(err) => match err.as_service_error() {
+                // A condition failed, or another transaction held one of the items: read again.
+                Some(TransactWriteItemsError::TransactionCanceledException(cancel))
+                    if cancel.cancellation_reasons().iter().all(|r| {
+                        matches!(
+                            r.code(),
+                            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict")
+                        )
+                    }) =>
+                {
+                    Ok(false)
+                }
+                _ => Err(classify(err).into()),
+            },
         }
     }
+}
+
+/// Admin configuration writes try this many times against concurrent writers before 503.
+const CONFIG_ATTEMPTS: u32 = 8;
+
+/// A `ConditionCheck` that `key`'s `version` is still `version` (0: the item is absent).
+fn condition_check_version(table: &str, key: &Key, version: u64) -> Result<TransactWriteItem, StoreError> {
+    let check = ConditionCheck::builder()
+        .table_name(table)
+        .set_key(Some(key.to_item()));
+    let check = match version {
+        0 => check.condition_expression("attribute_not_exists(pk)"),
+        v => check
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+    };
+    Ok(TransactWriteItem::builder()
+        .condition_check(check.build().map_err(|e| StoreError::Internal(e.to_string()))?)
+        .build())
 }
 
 /// Everything the app's home screen needs, from one batch read.

@@ -50,6 +50,17 @@ impl Snapshot {
     pub fn get<T: DeserializeOwned>(&self, key: &Key) -> Result<Option<T>, StoreError> {
         self.items.get(key).cloned().map(from_item).transpose()
     }
+
+    /// Prices an earning exactly as the transaction will (the member's tier × the multiplier
+    /// windows active at `now`, see [`tiers::price`]), for a feature that must record what it
+    /// credits. `None` when it rounds down to nothing. A priced posting is not priced again.
+    pub fn price(&self, posting: Posting, now: DateTime<Utc>) -> Result<Option<Posting>, crate::Error> {
+        let state: TierState = self.get(&keys::tiers())?.unwrap_or_default();
+        let multipliers: Multipliers = self.get(&keys::multipliers())?.unwrap_or_default();
+        let ladder = state.config();
+        let tier = ladder.tier(self.account.tier.as_deref());
+        Ok(tiers::price(posting, tier, &multipliers, now)?)
+    }
 }
 
 /// What to do with a conditional feature write whose condition fails.
@@ -540,7 +551,12 @@ impl Store {
         let mut primary = None;
         for posting in planned {
             let tier = tier_config.tier(account.tier.as_deref());
-            if let Some(priced) = tiers::price(posting, tier, config.multipliers, now)? {
+            // A feature may have priced a posting already (`Snapshot::price`, same inputs).
+            let priced = match posting.detail {
+                Some(_) => Some(posting),
+                None => tiers::price(posting, tier, config.multipliers, now)?,
+            };
+            if let Some(priced) = priced {
                 account = ledger::apply(&account, &priced, now, &self.rules, String::new())?.0;
                 primary.get_or_insert_with(|| priced.business_key.clone());
                 postings.push(priced);

@@ -25,7 +25,7 @@ fn checkin_at(c: &Campaign, s: &StreakState, now: &str) -> (i64, Vec<u32>, Strea
             insertion.milestones.iter().map(|m| m.days).collect(),
             insertion.state,
         ),
-        CheckIn::Repeat => (0, vec![], s.clone()),
+        CheckIn::Repeat { .. } => (0, vec![], s.clone()),
     }
 }
 
@@ -120,7 +120,7 @@ fn the_day_turns_at_local_midnight() {
     let (_, _, s) = checkin_at(&c, &s, "2026-11-23T23:59:59+08:00");
     assert!(matches!(
         check_in(&c, &s, instant("2026-11-23T23:59:59+08:00")).unwrap(),
-        CheckIn::Repeat
+        CheckIn::Repeat { .. }
     ));
     let (reward, _, s) = checkin_at(&c, &s, "2026-11-24T00:00:00+08:00");
     assert_eq!(reward, 5, "second day of the ladder");
@@ -173,7 +173,7 @@ fn new_york_across_both_dst_transitions() {
     };
     assert!(matches!(
         check_in(&c, &insertion.state, second).unwrap(),
-        CheckIn::Repeat
+        CheckIn::Repeat { .. }
     ));
 }
 
@@ -507,7 +507,7 @@ proptest! {
             let (actual, expected) = match op {
                 Op::CheckIn => {
                     let actual = match check_in(&c, &state, now).unwrap() {
-                        CheckIn::Repeat => Outcome::Repeat,
+                        CheckIn::Repeat { .. } => Outcome::Repeat,
                         CheckIn::New { insertion, reward } => {
                             for m in &insertion.milestones {
                                 prop_assert!(keys.insert((m.run_start, m.days)), "milestone key twice");
