@@ -29,6 +29,28 @@ impl App {
         Ok(Self::new(config, client))
     }
 
+    /// This app for one request: its store gives up (503) at the request's deadline —
+    /// `REQUEST_DEADLINE_MS` from now, or earlier when the Lambda invocation has less time left
+    /// (keeping half a second to answer).
+    pub fn for_request(&self, req: &lambda_http::Request) -> Self {
+        use lambda_http::RequestExt;
+        let now = std::time::Instant::now();
+        let mut deadline = now + std::time::Duration::from_millis(u64::from(self.config.request_deadline_ms));
+        if let Some(context) = req.lambda_context_ref()
+            && context.deadline > 0
+        {
+            let epoch_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let left = context.deadline.saturating_sub(epoch_ms).saturating_sub(500);
+            deadline = deadline.min(now + std::time::Duration::from_millis(left));
+        }
+        Self {
+            config: self.config.clone(),
+            store: self.store.until(deadline),
+        }
+    }
+
     /// Opens the connection to DynamoDB during init (which Lambda runs with a full CPU), so the
     /// first invocation does not pay for the TLS handshake. Failures are only logged.
     pub async fn warm(&self) {

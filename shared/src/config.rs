@@ -23,7 +23,14 @@ pub struct Config {
     pub purchase_rate_bps: u32,
     /// `CONFIG_CACHE_SECONDS`: how long a warm function reuses configuration it read (30; 0 = none).
     pub config_cache_seconds: u32,
+    /// `REQUEST_DEADLINE_MS`: every DynamoDB call of one request (reads, lookups, retried
+    /// transactions) ends within this time, else the request answers 503 (default 10 000; the
+    /// template's Lambda timeout is 20 s, and a Lambda's own remaining time is honoured too).
+    pub request_deadline_ms: u32,
 }
+
+/// The default of `REQUEST_DEADLINE_MS`.
+pub const DEFAULT_REQUEST_DEADLINE_MS: u32 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -71,6 +78,7 @@ impl Config {
             hold_minutes: number("HOLD_MINUTES", 30, 1..=10_080)?,
             purchase_rate_bps: number("PURCHASE_RATE_BPS", 10_000, 0..=1_000_000)?,
             config_cache_seconds: number("CONFIG_CACHE_SECONDS", 30, 0..=3_600)?,
+            request_deadline_ms: number("REQUEST_DEADLINE_MS", DEFAULT_REQUEST_DEADLINE_MS, 100..=60_000)?,
         })
     }
 

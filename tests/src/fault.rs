@@ -51,6 +51,9 @@ pub struct Access {
 /// that operation came before this one.
 pub type Rule = Arc<dyn Fn(&str, usize) -> Option<Fault> + Send + Sync>;
 
+/// Like [`Rule`], also seeing the request body (to fault calls that touch a given item).
+pub type BodyRule = Arc<dyn Fn(&str, usize, &str) -> Option<Fault> + Send + Sync>;
+
 pub struct FaultProxy {
     pub endpoint: String,
     calls: Arc<Mutex<Vec<Call>>>,
@@ -59,6 +62,11 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy on 127.0.0.1 in front of `upstream`.
     pub async fn start(upstream: String, rule: Rule) -> Self {
+        Self::start_matching(upstream, Arc::new(move |op, nth, _| rule(op, nth))).await
+    }
+
+    /// Starts a proxy whose rule also sees each request's body.
+    pub async fn start_matching(upstream: String, rule: BodyRule) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
@@ -155,7 +163,7 @@ async fn proxy(
     req: hyper::Request<Incoming>,
     upstream: &str,
     calls: &Mutex<Vec<Call>>,
-    rule: &Rule,
+    rule: &BodyRule,
     client: &reqwest::Client,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
@@ -175,7 +183,7 @@ async fn proxy(
         });
         nth
     };
-    let fault = rule(&operation, nth);
+    let fault = rule(&operation, nth, &String::from_utf8_lossy(&body));
     match fault {
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::LoseResponse) | None => {}

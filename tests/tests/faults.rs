@@ -407,3 +407,124 @@ async fn a_grant_sent_again_after_a_lost_commit_pays_once() {
     );
     assert_eq!(ledger_of(&env, "ned").await.len(), 1);
 }
+
+/// During a burst of admissions the ladder item is contended. The purchase never waits on it:
+/// it is paid even when every admission transaction meets a conflict, and the next read of the
+/// account completes the admission.
+#[tokio::test]
+async fn a_contended_ladder_never_fails_the_purchase_and_the_next_read_admits() {
+    let env = TestEnv::new().await;
+    let tiers = shared::domain::tiers::TierConfig {
+        tiers: vec![
+            serde_json::from_value(json!({ "name": "Member", "threshold": 0 })).unwrap(),
+            serde_json::from_value(json!({ "name": "Black Card", "threshold": 1000, "max_members": 5 }))
+                .unwrap(),
+        ],
+    };
+    env.app.store.put_tiers(tiers).await.unwrap();
+    let ladder_item = r#"{"S":"TIERS"}"#;
+    let proxy = FaultProxy::start_matching(
+        e2e::endpoint(),
+        Arc::new(move |op, _, body: &str| {
+            (op == "TransactWriteItems" && body.contains(ladder_item)).then_some(Fault::TransactionConflict)
+        }),
+    )
+    .await;
+    let api = through(&proxy, &env).await;
+    let now = "2026-11-23T09:00:00+08:00";
+    let grant = api
+        .send(
+            api.request(reqwest::Method::POST, "/v1/admin/points/grants")
+                .bearer_auth(e2e::service_token("shop"))
+                .header("idempotency-key", "big-order")
+                .header("x-debug-now", now)
+                .json(&json!({ "user_id": "vip", "amount": 1500, "reason": "paid", "ref": "big-order" })),
+        )
+        .await;
+    assert_eq!(grant.status, 200, "{}", grant.body);
+    assert_eq!(grant.body["points"], 1500);
+    let admissions = proxy
+        .bodies("TransactWriteItems")
+        .iter()
+        .filter(|b| b.contains(ladder_item))
+        .count();
+    assert!(admissions > 1, "the admission was tried and retried");
+    // While the ladder stays contended, reads still answer (the member is not admitted yet).
+    let me = api.get("/v1/me", Some(&member_token("vip")), Some(now)).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["tier"]["name"], "Member");
+    assert_eq!(me.body["points"]["balance"], 1500);
+    // The next read once the contention is gone completes it.
+    let clean = spawn_api(app_for(shared::store::local_client(&e2e::endpoint()), &env.table)).await;
+    let me = clean.get("/v1/me", Some(&member_token("vip")), Some(now)).await;
+    assert_eq!(me.body["tier"]["name"], "Black Card", "{}", me.body);
+    let state = env.app.store.tier_state().await.unwrap();
+    assert_eq!(state.seats.get("Black Card"), Some(&1));
+}
+
+/// One deadline covers all of a request's DynamoDB calls: a slow store ends in 503 with
+/// Retry-After by the deadline, never in a gateway timeout.
+#[tokio::test]
+async fn a_slow_store_ends_in_503_at_the_request_deadline() {
+    let env = TestEnv::new().await;
+    let proxy = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|_, _| Some(Fault::Delay(Duration::from_millis(700)))),
+    )
+    .await;
+    let config = shared::Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(env.table.clone()),
+        "CAMPAIGN_DEV_CLOCK" => Some("1".to_owned()),
+        "REQUEST_DEADLINE_MS" => Some("1000".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let app = shared::App::new(config, shared::store::local_client(&proxy.endpoint));
+    let api = spawn_api(app).await;
+    let now = "2026-11-23T09:00:00+08:00";
+    // Each call alone fits the SDK's limits; together they pass the request's deadline.
+    let grant = json!({ "user_id": "sam", "amount": 5, "reason": "r", "ref": "x" });
+    for (method, path, token, body) in [
+        ("POST", "/v1/checkins", member_token("sam"), json!({})),
+        ("GET", "/v1/points/ledger", member_token("sam"), json!({})),
+        (
+            "POST",
+            "/v1/admin/points/grants",
+            e2e::service_token("shop"),
+            grant,
+        ),
+    ] {
+        let started = Instant::now();
+        let reply = api
+            .send(
+                api.request(method.parse().unwrap(), path)
+                    .bearer_auth(&token)
+                    .header("idempotency-key", "k")
+                    .header("x-debug-now", now)
+                    .json(&body),
+            )
+            .await;
+        let took = started.elapsed();
+        reply.assert_problem(503, "unavailable");
+        assert_eq!(reply.headers["retry-after"], "1");
+        assert!(
+            took >= Duration::from_millis(950) && took < Duration::from_millis(1500),
+            "{method} {path} took {took:?}"
+        );
+    }
+}
+
+/// The default deadline leaves the Lambda time to answer.
+#[test]
+fn the_default_deadline_ends_inside_the_lambda_timeout() {
+    let template =
+        local_api::template::Template::load(&local_api::repo_root().join("template.yaml")).unwrap();
+    let deadline = Duration::from_millis(u64::from(shared::config::DEFAULT_REQUEST_DEADLINE_MS));
+    for function in template.functions().unwrap() {
+        let timeout = Duration::from_secs(template.timeout_seconds(&function).unwrap());
+        assert!(
+            deadline + Duration::from_secs(2) <= timeout,
+            "{function}: deadline {deadline:?} vs timeout {timeout:?}"
+        );
+    }
+}

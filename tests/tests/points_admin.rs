@@ -453,15 +453,76 @@ async fn a_capped_tier_never_exceeds_its_members_under_concurrency() {
         async move { grant(&api, &format!("big-{i}"), &format!("m{i}"), 5_000, NOW).await }
     })
     .await;
-    let mut tiers_seen = Vec::new();
-    for r in replies {
+    // Every purchase is paid: the ladder item is never part of an earn's transaction.
+    for r in &replies {
         assert_eq!(r.status, 200, "{}", r.body);
-        tiers_seen.push(r.body["tier"].as_str().unwrap().to_owned());
+        assert_eq!(r.body["points"], 5_000);
+    }
+    // Each admission followed its earn: three seats, the others one tier down.
+    let mut tiers_seen = Vec::new();
+    for i in 0..10 {
+        let me = api
+            .get("/v1/me", Some(&member_token(&format!("m{i}"))), Some(NOW))
+            .await;
+        tiers_seen.push(me.body["tier"]["name"].as_str().unwrap().to_owned());
+        let moves: Vec<Value> = ledger(&api, &format!("m{i}"), NOW)
+            .await
+            .into_iter()
+            .filter(|e| e["reason"] == "tier_change")
+            .collect();
+        assert_eq!(moves.len(), 1, "one move each: {moves:?}");
+        assert_eq!(moves[0]["ref"], format!("Member -> {}", tiers_seen[i]));
     }
     assert_eq!(tiers_seen.iter().filter(|t| *t == "Black Card").count(), 3);
     assert_eq!(tiers_seen.iter().filter(|t| *t == "VIP").count(), 7);
     let state = api.get("/v1/admin/tiers", Some(&admin_token("ops")), None).await;
     assert_eq!(state.body["seats"], json!({ "Black Card": 3 }));
+}
+
+#[tokio::test]
+async fn a_stale_configuration_cache_never_over_admits_a_newly_capped_tier() {
+    let env = TestEnv::new().await;
+    // Two warm processes on one table: the shop's calls go to one, the admin's to the other.
+    let shop_process = env.spawn_api().await;
+    let admin_process = e2e::spawn_api(e2e::app_for(
+        shared::store::local_client(&e2e::endpoint()),
+        &env.table,
+    ))
+    .await;
+    let admin = admin_token("ops");
+    let ladder = |cap: Option<u32>| {
+        json!({ "tiers": [
+            { "name": "Member", "threshold": 0 },
+            { "name": "Black Card", "threshold": 1000, "max_members": cap }
+        ]})
+    };
+    let put = admin_process
+        .send_json(Method::PUT, "/v1/admin/tiers", &admin, NOW, &ladder(None))
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    // The shop's process reads (and caches) the uncapped ladder.
+    assert_eq!(grant(&shop_process, "warm", "w0", 10, NOW).await.status, 200);
+    // The admin caps the tier at one member; the shop's cache does not know yet.
+    let put = admin_process
+        .send_json(Method::PUT, "/v1/admin/tiers", &admin, NOW, &ladder(Some(1)))
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    for who in ["s1", "s2", "s3"] {
+        let r = grant(&shop_process, &format!("big-{who}"), who, 2_000, NOW).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let mut black = 0;
+    for who in ["s1", "s2", "s3"] {
+        let me = shop_process
+            .get("/v1/me", Some(&member_token(who)), Some(NOW))
+            .await;
+        if me.body["tier"]["name"] == "Black Card" {
+            black += 1;
+        }
+    }
+    assert_eq!(black, 1, "the cap set a moment ago holds");
+    let state = admin_process.get("/v1/admin/tiers", Some(&admin), None).await;
+    assert_eq!(state.body["seats"], json!({ "Black Card": 1 }));
 }
 
 #[tokio::test]

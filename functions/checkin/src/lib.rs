@@ -19,7 +19,8 @@ pub const ROUTES: &[&str] = &[
 ];
 
 pub async fn handle(app: &App, req: Request) -> Response {
-    let result = route(app, &req).await;
+    let app = app.for_request(&req);
+    let result = route(&app, &req).await;
     http::respond(&req, result)
 }
 

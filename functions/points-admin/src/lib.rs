@@ -32,7 +32,8 @@ pub const ROUTES: &[&str] = &[
 const MAX_ORDER_CENTS: i64 = 1_000_000_000_000;
 
 pub async fn handle(app: &App, req: Request) -> Response {
-    let result = route(app, &req).await;
+    let app = app.for_request(&req);
+    let result = route(&app, &req).await;
     http::respond(&req, result)
 }
 

@@ -19,7 +19,8 @@ pub const ROUTES: &[&str] = &["GET /v1/points", "GET /v1/points/ledger", "GET /v
 const CURSOR_KIND: &str = "ledger";
 
 pub async fn handle(app: &App, req: Request) -> Response {
-    let result = route(app, &req).await;
+    let app = app.for_request(&req);
+    let result = route(&app, &req).await;
     http::respond(&req, result)
 }
 

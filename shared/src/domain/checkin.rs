@@ -12,6 +12,8 @@ use super::ids::validate_slug;
 
 /// A make-up may reach back at most this many days; runs ending earlier can never change again.
 pub const MAX_LOOKBACK_DAYS: u32 = 31;
+/// Milestones a campaign may have.
+pub const MAX_MILESTONES: usize = 10;
 const MAX_POINTS: i64 = 1_000_000;
 pub const DEFAULT_CAMPAIGN: &str = "daily";
 
@@ -129,8 +131,12 @@ impl CampaignConfig {
                 ));
             }
         };
-        if self.milestones.len() > 50 {
-            return Err(DomainError::invalid("milestones", "at most 50"));
+        // A make-up can join runs across several milestones; ten keep its transaction small.
+        if self.milestones.len() > MAX_MILESTONES {
+            return Err(DomainError::invalid(
+                "milestones",
+                format!("at most {MAX_MILESTONES}"),
+            ));
         }
         let mut milestones = BTreeMap::new();
         for m in &self.milestones {

@@ -269,7 +269,7 @@ impl Store {
             .table_name(&self.table)
             .set_item(Some(item));
         self.retry_conflicts(|| put.clone().send())
-            .await
+            .await?
             .map_err(classify)?;
         self.cache.forget(&keys::campaign(id));
         Ok(campaign)
@@ -446,11 +446,11 @@ impl Store {
                 format!("{prefix}{hi}"),
             )
             .send();
-        let (snapshot, days) = tokio::join!(self.read_snapshot(user, &extra, now), query);
+        let (snapshot, days) = tokio::join!(self.read_snapshot(user, &extra, now), self.bounded(query));
         let (campaign, state) = read_campaign_and_state(&snapshot?, user, campaign_id)?;
         let first = month.unwrap_or_else(|| first_day_of_month(campaign.today(now)));
         let last = last_day_of_month(first);
-        let days = days
+        let days = days?
             .map_err(classify)?
             .items
             .unwrap_or_default()

@@ -33,13 +33,12 @@ impl Store {
             Some(seq) => keys::ledger_entry(user, seq - 1).sk,
             None => keys::ledger_entry(user, u64::MAX).sk,
         };
-        let out = self
+        let query = self
             .query_between(keys::user_pk(user), keys::ledger_entry(user, 1).sk, upper)
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(classify)?;
+            .send();
+        let out = self.bounded(query).await?.map_err(classify)?;
         let entries: Vec<LedgerEntry> = out
             .items
             .unwrap_or_default()

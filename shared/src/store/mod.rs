@@ -8,7 +8,7 @@ mod points;
 mod tx;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -148,6 +148,9 @@ pub struct Store {
     table: String,
     rules: LedgerRules,
     cache: std::sync::Arc<cache::ConfigCache>,
+    /// When set (per request, [`Store::until`]), no DynamoDB call, retry or backoff runs past it:
+    /// the request answers 503 instead.
+    deadline: Option<Instant>,
 }
 
 impl Store {
@@ -167,7 +170,47 @@ impl Store {
             table: table.into(),
             rules,
             cache: std::sync::Arc::new(cache::ConfigCache::new(ttl)),
+            deadline: None,
         }
+    }
+
+    /// This store for one request: every DynamoDB call it makes — reads, lookups, retried
+    /// transactions, backoffs — ends by `deadline`, after which the request fails with
+    /// [`StoreError::Unavailable`] (503 with `Retry-After`).
+    pub fn until(&self, deadline: Instant) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
+    }
+
+    /// Awaits one DynamoDB call, bounded by the request's deadline.
+    pub(crate) async fn bounded<F: Future>(&self, call: F) -> Result<F::Output, StoreError> {
+        let Some(deadline) = self.deadline else {
+            return Ok(call.await);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(StoreError::Unavailable("the request's deadline passed".into()));
+        }
+        tokio::time::timeout(left, call)
+            .await
+            .map_err(|_| StoreError::Unavailable("the request's deadline passed during a call".into()))
+    }
+
+    /// Whether the request's deadline has passed.
+    pub(crate) fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Full-jitter exponential backoff before retry `attempt`, never past the deadline.
+    pub(crate) async fn pause(&self, attempt: u32) {
+        let wait = tx::backoff_duration(attempt);
+        let wait = match self.deadline {
+            Some(d) => wait.min(d.saturating_duration_since(Instant::now())),
+            None => wait,
+        };
+        tokio::time::sleep(wait).await;
     }
 
     pub fn rules(&self) -> &LedgerRules {
@@ -207,9 +250,12 @@ impl Store {
     }
 
     /// Sends a plain write, and again (with jittered backoff) while another transaction holds its
-    /// item; after [`CONFLICT_RETRIES`] the conflict is returned, which [`classify`] makes a 503.
-    /// Every other outcome is returned as it came.
-    pub(crate) async fn retry_conflicts<T, E, R, F, Fut>(&self, mut send: F) -> Result<T, SdkError<E, R>>
+    /// item; after [`CONFLICT_RETRIES`] (or at the deadline) the conflict is returned, which
+    /// [`classify`] makes a 503. Every other outcome is returned as it came.
+    pub(crate) async fn retry_conflicts<T, E, R, F, Fut>(
+        &self,
+        mut send: F,
+    ) -> Result<Result<T, SdkError<E, R>>, StoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, SdkError<E, R>>>,
@@ -217,27 +263,26 @@ impl Store {
     {
         let mut attempt = 0;
         loop {
-            match send().await {
-                Err(err) if is_conflict(&err) && attempt < CONFLICT_RETRIES => {
+            match self.bounded(send()).await? {
+                Err(err) if is_conflict(&err) && attempt < CONFLICT_RETRIES && !self.past_deadline() => {
                     attempt += 1;
-                    tx::backoff(attempt).await;
+                    self.pause(attempt).await;
                 }
-                other => return other,
+                other => return Ok(other),
             }
         }
     }
 
     /// A single `GetItem`.
     pub(crate) async fn get_item(&self, key: &Key, consistent: bool) -> Result<Option<Item>, StoreError> {
-        let out = self
+        let call = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key.to_item()))
             .consistent_read(consistent)
-            .send()
-            .await
-            .map_err(classify)?;
+            .send();
+        let out = self.bounded(call).await?.map_err(classify)?;
         Ok(out.item)
     }
 }

@@ -367,7 +367,7 @@ impl Store {
         config.validate()?;
         for attempt in 0..CONFIG_ATTEMPTS {
             if attempt > 0 {
-                super::tx::backoff(attempt).await;
+                self.pause(attempt).await;
             }
             let (state, multipliers) = tokio::try_join!(self.tier_state(), self.multipliers())?;
             multipliers
@@ -420,7 +420,7 @@ impl Store {
         window.validate()?;
         for attempt in 0..CONFIG_ATTEMPTS {
             if attempt > 0 {
-                super::tx::backoff(attempt).await;
+                self.pause(attempt).await;
             }
             let (state, mut all) = tokio::try_join!(self.tier_state(), self.multipliers())?;
             let version = all.version;
@@ -452,7 +452,7 @@ impl Store {
     pub async fn delete_multiplier(&self, id: &str, now: DateTime<Utc>) -> Result<(), crate::Error> {
         for attempt in 0..CONFIG_ATTEMPTS {
             if attempt > 0 {
-                super::tx::backoff(attempt).await;
+                self.pause(attempt).await;
             }
             let mut all = self.multipliers().await?;
             let version = all.version;
@@ -492,7 +492,7 @@ impl Store {
                     .expression_attribute_names("#v", "version")
                     .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
             };
-            return match self.retry_conflicts(|| put.clone().send()).await {
+            return match self.retry_conflicts(|| put.clone().send()).await? {
                 Ok(_) => {
                     self.cache.forget(key);
                     Ok(true)
@@ -509,14 +509,13 @@ impl Store {
         };
         let put = put_versioned(&self.table, item, (expected > 0).then_some(expected))?;
         let check = condition_check_version(&self.table, &other, other_version)?;
-        match self
+        let call = self
             .client
             .transact_write_items()
             .transact_items(put)
             .transact_items(check)
-            .send()
-            .await
-        {
+            .send();
+        match self.bounded(call).await? {
             Ok(_) => {
                 self.cache.forget(key);
                 Ok(true)

@@ -31,12 +31,9 @@ use crate::domain::{DomainError, UserId};
 
 /// DynamoDB's limit on actions in one transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
-/// Attempts before a contended operation gives up with [`StoreError::Contention`] (→ 503).
+/// Lost races before a contended operation gives up with [`StoreError::Contention`] (→ 503);
+/// the request's deadline ([`Store::until`]) usually comes first.
 const MAX_ATTEMPTS: u32 = 40;
-/// Time after which no new read or write starts. With the SDK's 4 s limit per call, a request
-/// that meets a hanging store still ends within about 16 s (deadline + read + write + one guard
-/// read), inside the template's 20 s Lambda timeout; normally it takes milliseconds.
-const DEADLINE: Duration = Duration::from_secs(4);
 
 /// What was read before deciding. `account` is already brought up to date as of `now`.
 #[derive(Debug, Clone)]
@@ -166,13 +163,41 @@ enum Role {
 }
 
 enum Attempt<T> {
-    Done(TxOutcome<T>),
+    /// The transaction ended; `capped_move` says a move into or out of a capped tier is due.
+    Done {
+        outcome: TxOutcome<T>,
+        capped_move: bool,
+    },
+    /// Lost a race: back off, read fresh and decide again.
     Retry,
+    /// A tier move was decided on cached configuration: read it fresh and decide again.
+    Refresh,
 }
+
+/// How a ledger transaction treats tier moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TierMode {
+    /// Moves between uncapped tiers go into the operation's transaction; a move into or out of a
+    /// capped tier never does (the operation never waits on the ladder item): it follows.
+    Operation,
+    /// The follow-up: the ladder read fresh, any move, a capped one with its version-checked
+    /// seat count.
+    Admit,
+}
+
+/// An operation's transaction carries at most this many housekeeping postings (2 actions each:
+/// 20 actions); when more are due, the oldest commit first in transactions of their own.
+pub const MAX_INLINE_HOUSEKEEPING: usize = 10;
+/// Housekeeping postings per transaction of their own (2 actions each, plus the account: 91).
+const HOUSEKEEPING_CHUNK: usize = 45;
 
 impl Store {
     /// Reads the account and `extra` items (one consistent `BatchGetItem`), brings the account up
     /// to date, calls `decide`, and writes its plan in one transaction; see the module docs.
+    ///
+    /// A move into or out of a capped tier is never part of that transaction: it follows as its
+    /// own transaction on the ladder's version ([`Store::admit`]); if that is interrupted, the next
+    /// read or write of the account completes it.
     pub async fn ledger_transaction<T, F>(
         &self,
         user: &UserId,
@@ -183,27 +208,83 @@ impl Store {
     where
         F: FnMut(&Snapshot) -> Result<Decision<T>, crate::Error>,
     {
-        let started = std::time::Instant::now();
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-                if started.elapsed() > DEADLINE {
-                    return Err(StoreError::Contention(attempt).into());
-                }
+        let mut admitted = false;
+        loop {
+            let (outcome, capped_move) = self
+                .run(user, extra, now, &mut decide, TierMode::Operation)
+                .await?;
+            if !capped_move || admitted {
+                return Ok(outcome);
             }
-            let (stored, exists, items) = self.read_raw(user, &with_config(extra), attempt > 0).await?;
-            let (account, housekeeping) = self.bring_up_to_date(user, &stored, now)?;
-            let snapshot = Snapshot { account, items };
+            admitted = true;
+            // The operation stands whatever happens to its follow-up; the next read completes it.
+            if let Err(err) = self.admit(user, now).await {
+                tracing::warn!(error = %err, %user, "capped tier admission deferred to the next read");
+                return Ok(outcome);
+            }
+            // A read answers with the tier it just completed; a write has its answer already.
+            if !matches!(outcome, TxOutcome::Nothing(_)) {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// The follow-up of an operation that made a capped tier move due: the account and the
+    /// ladder read fresh, the move (or the next tier down, if the capped one is full) written
+    /// with the ladder's version-checked seat count, retried on a lost race.
+    pub(crate) async fn admit(&self, user: &UserId, now: DateTime<Utc>) -> Result<(), crate::Error> {
+        let mut decide = |_: &Snapshot| Ok(Decision::Nothing(()));
+        self.run(user, &[], now, &mut decide, TierMode::Admit)
+            .await
+            .map(|_| ())
+    }
+
+    async fn run<T, F>(
+        &self,
+        user: &UserId,
+        extra: &[Key],
+        now: DateTime<Utc>,
+        decide: &mut F,
+        mode: TierMode,
+    ) -> Result<(TxOutcome<T>, bool), crate::Error>
+    where
+        F: FnMut(&Snapshot) -> Result<Decision<T>, crate::Error>,
+    {
+        let wanted = with_config(extra);
+        let mut fresh = mode == TierMode::Admit;
+        let mut lost = 0;
+        loop {
+            let read = self.read_raw(user, &wanted, fresh).await?;
+            let due = ledger::housekeeping(&read.account, user.as_str(), now, &self.rules);
+            if due.len() > MAX_INLINE_HOUSEKEEPING {
+                // A long-dormant account: the oldest releases and expiries commit first, on their own.
+                let chunk = &due[..due.len().min(HOUSEKEEPING_CHUNK)];
+                if !self.commit_housekeeping(user, &read, chunk, now).await? {
+                    lost += 1;
+                    self.lost_race(lost).await?;
+                }
+                fresh = true;
+                continue;
+            }
+            let (account, housekeeping) = self.bring_up_to_date(user, &read.account, now)?;
+            let snapshot = Snapshot {
+                account,
+                items: read.items,
+            };
             let tier_state: TierState = snapshot.get(&keys::tiers())?.unwrap_or_default();
             let multipliers: Multipliers = snapshot.get(&keys::multipliers())?.unwrap_or_default();
             let config = Config {
                 tiers: &tier_state,
                 multipliers: &multipliers,
+                cached: read.config_cached,
+                mode,
             };
             // `nothing`: the decision was to write nothing; only housekeeping that was due commits.
             let (plan, nothing) = match decide(&snapshot)? {
-                Decision::Nothing(output) if housekeeping.is_empty() => {
-                    return Ok(TxOutcome::Nothing(output));
+                Decision::Nothing(output) if housekeeping.is_empty() && mode == TierMode::Operation => {
+                    // A read completes a capped tier move an earlier operation left due.
+                    let capped_move = tier_move(&config, &snapshot.account).is_some_and(|m| m.capped);
+                    return Ok((TxOutcome::Nothing(output), capped_move));
                 }
                 Decision::Nothing(output) => (Plan::new(vec![], vec![], Some(output)), true),
                 Decision::Write(plan) => (
@@ -216,16 +297,22 @@ impl Store {
                     false,
                 ),
             };
-            if started.elapsed() > DEADLINE {
-                return Err(StoreError::Contention(attempt + 1).into());
-            }
+            let stored = Stored {
+                account: &read.account,
+                exists: read.exists,
+            };
             match self
-                .try_commit(user, &stored, exists, housekeeping, plan, config, now)
+                .try_commit(user, stored, housekeeping, plan, config, now)
                 .await?
             {
-                Attempt::Retry => continue,
-                Attempt::Done(outcome) => {
-                    return Ok(match outcome {
+                Attempt::Retry => {
+                    lost += 1;
+                    self.lost_race(lost).await?;
+                    fresh = true;
+                }
+                Attempt::Refresh => fresh = true,
+                Attempt::Done { outcome, capped_move } => {
+                    let outcome = match outcome {
                         TxOutcome::Committed {
                             output: Some(output), ..
                         } if nothing => TxOutcome::Nothing(output),
@@ -246,11 +333,111 @@ impl Store {
                         TxOutcome::Committed { output: None, .. } | TxOutcome::Nothing(None) => {
                             return Err(StoreError::Internal("a plan lost its output".into()).into());
                         }
-                    });
+                    };
+                    return Ok((outcome, capped_move));
                 }
             }
         }
-        Err(StoreError::Contention(MAX_ATTEMPTS).into())
+    }
+
+    /// After the `n`th lost race: give up (503) when out of attempts or time, else back off.
+    async fn lost_race(&self, n: u32) -> Result<(), StoreError> {
+        if n >= MAX_ATTEMPTS || self.past_deadline() {
+            return Err(StoreError::Contention(n));
+        }
+        self.pause(n).await;
+        if self.past_deadline() {
+            return Err(StoreError::Contention(n));
+        }
+        Ok(())
+    }
+
+    /// Commits the first housekeeping postings that are due (releases, then expiries, oldest
+    /// first) in a transaction of their own. False when the account moved meanwhile.
+    async fn commit_housekeeping(
+        &self,
+        user: &UserId,
+        read: &RawRead,
+        postings: &[Posting],
+        now: DateTime<Utc>,
+    ) -> Result<bool, crate::Error> {
+        let mut actions = Vec::with_capacity(2 * postings.len() + 1);
+        let mut account = read.account.clone();
+        for posting in postings {
+            let (next, entry, guard) = self.entry_actions(user, &account, posting, now)?;
+            account = next;
+            actions.push(guard);
+            actions.push(entry.1);
+        }
+        actions.push(self.account_put(user, &read.account, read.exists, &account)?);
+        let call = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send();
+        match self.bounded(call).await? {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(_)) => Ok(false),
+                Some(e) if e.code() == Some("TransactionConflictException") => Ok(false),
+                _ => Err(classify(err).into()),
+            },
+        }
+    }
+
+    /// The ledger entry of `posting` on `account` with its two puts (guard, entry).
+    #[allow(clippy::type_complexity)]
+    fn entry_actions(
+        &self,
+        user: &UserId,
+        account: &Account,
+        posting: &Posting,
+        now: DateTime<Utc>,
+    ) -> Result<(Account, (LedgerEntry, TransactWriteItem), TransactWriteItem), crate::Error> {
+        let entry_id = ulid::Ulid::from_datetime(now.into()).to_string();
+        let (next, entry) = ledger::apply(account, posting, now, &self.rules, entry_id)?;
+        let guard = GuardRecord {
+            business_key: posting.business_key.clone(),
+            user_id: user.to_string(),
+            seq: entry.seq,
+            entry_id: entry.entry_id.clone(),
+            delta: entry.delta,
+            at: now,
+        };
+        let guard = put_if_absent(
+            &self.table,
+            to_item_with_key(&keys::business_key(&posting.business_key), &guard)?,
+        )?;
+        let put = put_if_absent(
+            &self.table,
+            to_item_with_key(&keys::ledger_entry(user, entry.seq), &entry)?,
+        )?;
+        Ok((next, (entry, put), guard))
+    }
+
+    /// The account put, conditioned on the `seq` that was read (absent for a new account).
+    fn account_put(
+        &self,
+        user: &UserId,
+        stored: &Account,
+        exists: bool,
+        account: &Account,
+    ) -> Result<TransactWriteItem, crate::Error> {
+        let item = to_item_with_key(&keys::account(user), account)?;
+        let put = if exists {
+            Put::builder()
+                .condition_expression("#seq = :seq")
+                .expression_attribute_names("#seq", "seq")
+                .expression_attribute_values(":seq", AttributeValue::N(stored.seq.to_string()))
+        } else {
+            Put::builder().condition_expression("attribute_not_exists(pk)")
+        };
+        let put = put
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(StoreError::internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// Credits or debits one member: the entry point every feature uses to move points when it
@@ -303,18 +490,13 @@ impl Store {
     }
 
     /// The stored account (and whether it exists) and the extra items, in one batch read.
-    /// The stored account (and whether it exists) and the extra items, in one batch read.
     /// Configuration items come from the process's cache unless `fresh` (a retry after a lost
     /// race reads everything fresh).
-    async fn read_raw(
-        &self,
-        user: &UserId,
-        extra: &[Key],
-        fresh: bool,
-    ) -> Result<(Account, bool, HashMap<Key, Item>), StoreError> {
+    async fn read_raw(&self, user: &UserId, extra: &[Key], fresh: bool) -> Result<RawRead, StoreError> {
         let account_key = keys::account(user);
         let mut wanted: Vec<Key> = vec![account_key.clone()];
         let mut cached = HashMap::new();
+        let mut config_cached = false;
         for key in extra {
             if *key == account_key || wanted.contains(key) || cached.contains_key(key) {
                 continue;
@@ -323,6 +505,7 @@ impl Store {
                 && ConfigCache::is_config(key)
                 && let Some(hit) = self.cache.get(key)
             {
+                config_cached |= *key == keys::tiers();
                 if let Some(item) = hit {
                     cached.insert(key.clone(), item);
                 }
@@ -336,9 +519,15 @@ impl Store {
             self.cache.put(key, item);
         }
         found.extend(cached);
-        Ok(match found.remove(&account_key) {
-            Some(item) => (from_item::<Account>(item)?, true, found),
-            None => (Account::default(), false, found),
+        let (account, exists) = match found.remove(&account_key) {
+            Some(item) => (from_item::<Account>(item)?, true),
+            None => (Account::default(), false),
+        };
+        Ok(RawRead {
+            account,
+            exists,
+            items: found,
+            config_cached,
         })
     }
 
@@ -350,12 +539,16 @@ impl Store {
         extra: &[Key],
         now: DateTime<Utc>,
     ) -> Result<Snapshot, crate::Error> {
-        let (stored, _, items) = self.read_raw(user, extra, false).await?;
-        let (account, _) = self.bring_up_to_date(user, &stored, now)?;
-        Ok(Snapshot { account, items })
+        let read = self.read_raw(user, extra, false).await?;
+        let (account, _) = self.bring_up_to_date(user, &read.account, now)?;
+        Ok(Snapshot {
+            account,
+            items: read.items,
+        })
     }
 
-    /// Consistent `BatchGetItem` of up to 100 keys, following `UnprocessedKeys`.
+    /// Consistent `BatchGetItem` of up to 100 keys, following `UnprocessedKeys` (each round within
+    /// the request's deadline).
     async fn batch_get(&self, keys: Vec<Key>) -> Result<HashMap<Key, Item>, StoreError> {
         let mut found = HashMap::new();
         let mut pending: Vec<HashMap<String, AttributeValue>> = keys.iter().map(Key::to_item).collect();
@@ -363,9 +556,9 @@ impl Store {
         while !pending.is_empty() {
             rounds += 1;
             if rounds > 1 {
-                backoff(rounds).await;
+                self.pause(rounds).await;
             }
-            if rounds > 4 {
+            if rounds > 4 || self.past_deadline() {
                 return Err(StoreError::Unavailable(
                     "BatchGetItem left keys unprocessed".into(),
                 ));
@@ -375,13 +568,12 @@ impl Store {
                 .consistent_read(true)
                 .build()
                 .map_err(StoreError::internal)?;
-            let out = self
+            let call = self
                 .client
                 .batch_get_item()
                 .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(classify)?;
+                .send();
+            let out = self.bounded(call).await?.map_err(classify)?;
             for item in out
                 .responses
                 .and_then(|mut r| r.remove(&self.table))
@@ -397,74 +589,42 @@ impl Store {
         Ok(found)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn try_commit<T>(
         &self,
         user: &UserId,
-        stored: &Account,
-        exists: bool,
+        stored: Stored<'_>,
         housekeeping: Vec<Posting>,
         plan: Plan<T>,
         config: Config<'_>,
         now: DateTime<Utc>,
     ) -> Result<Attempt<T>, crate::Error> {
         let mut actions: Vec<(TransactWriteItem, Role)> = Vec::new();
-        let Completed {
+        let Some(Completed {
             postings,
             primary,
             seats,
-        } = self.complete(user, stored, housekeeping, plan.postings, config, now)?;
+            capped_move,
+        }) = self.complete(user, stored.account, housekeeping, plan.postings, config, now)?
+        else {
+            return Ok(Attempt::Refresh);
+        };
         let wrote_seats = seats.is_some();
         if let Some(action) = seats {
             actions.push((action, Role::Feature(OnConflict::Retry)));
         }
-        let mut account = stored.clone();
+        let mut account = stored.account.clone();
         let mut entries = Vec::with_capacity(postings.len());
         for posting in &postings {
-            let entry_id = ulid::Ulid::from_datetime(now.into()).to_string();
-            let (next, entry) = ledger::apply(&account, posting, now, &self.rules, entry_id)?;
+            let (next, (entry, put), guard) = self.entry_actions(user, &account, posting, now)?;
             account = next;
-            let guard = GuardRecord {
-                business_key: posting.business_key.clone(),
-                user_id: user.to_string(),
-                seq: entry.seq,
-                entry_id: entry.entry_id.clone(),
-                delta: entry.delta,
-                at: now,
-            };
             let is_primary = primary.as_deref() == Some(posting.business_key.as_str());
-            actions.push((
-                put_if_absent(
-                    &self.table,
-                    to_item_with_key(&keys::business_key(&posting.business_key), &guard)?,
-                )?,
-                Role::Guard { primary: is_primary },
-            ));
-            actions.push((
-                put_if_absent(
-                    &self.table,
-                    to_item_with_key(&keys::ledger_entry(user, entry.seq), &entry)?,
-                )?,
-                Role::Entry,
-            ));
+            actions.push((guard, Role::Guard { primary: is_primary }));
+            actions.push((put, Role::Entry));
             entries.push(entry);
         }
         if !entries.is_empty() {
-            let item = to_item_with_key(&keys::account(user), &account)?;
-            let put = if exists {
-                Put::builder()
-                    .condition_expression("#seq = :seq")
-                    .expression_attribute_names("#seq", "seq")
-                    .expression_attribute_values(":seq", AttributeValue::N(stored.seq.to_string()))
-            } else {
-                Put::builder().condition_expression("attribute_not_exists(pk)")
-            };
-            let put = put
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .build()
-                .map_err(StoreError::internal)?;
-            actions.push((TransactWriteItem::builder().put(put).build(), Role::Account));
+            let put = self.account_put(user, stored.account, stored.exists, &account)?;
+            actions.push((put, Role::Account));
         }
         let idempotency_key = plan.idempotency.as_ref().map(|i| i.key.clone());
         let mut response = None;
@@ -484,29 +644,34 @@ impl Store {
             actions.push((write.action, Role::Feature(write.on_conflict)));
         }
         if actions.is_empty() {
-            return Ok(Attempt::Done(TxOutcome::Nothing(plan.output)));
+            return Ok(Attempt::Done {
+                outcome: TxOutcome::Nothing(plan.output),
+                capped_move,
+            });
         }
         if actions.len() > MAX_TRANSACTION_ITEMS {
             return Err(StoreError::Internal(format!("transaction of {} actions", actions.len())).into());
         }
         let (items, roles): (Vec<_>, Vec<_>) = actions.into_iter().unzip();
-        let err = match self
+        let call = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+            .send();
+        let err = match self.bounded(call).await? {
             Ok(_) => {
                 if wrote_seats {
                     self.cache.forget(&keys::tiers());
                 }
-                return Ok(Attempt::Done(TxOutcome::Committed {
-                    output: plan.output,
-                    entries,
-                    account,
-                    response,
-                }));
+                return Ok(Attempt::Done {
+                    outcome: TxOutcome::Committed {
+                        output: plan.output,
+                        entries,
+                        account,
+                        response,
+                    },
+                    capped_move,
+                });
             }
             Err(err) => err,
         };
@@ -532,7 +697,9 @@ impl Store {
 
     /// The postings to write: the housekeeping that is due, the plan's postings priced (tier ×
     /// multiplier windows, for purchases and check-ins), and a tier change if growth moved the
-    /// member; with the seat-count write when a capped tier gains or loses a member.
+    /// member. In [`TierMode::Operation`] a capped move is left out (`capped_move`), and an
+    /// uncapped one decided on cached configuration asks for a fresh read (`None`); in
+    /// [`TierMode::Admit`] a capped move comes with the seat-count write.
     fn complete(
         &self,
         user: &UserId,
@@ -541,7 +708,7 @@ impl Store {
         planned: Vec<Posting>,
         config: Config<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Completed, crate::Error> {
+    ) -> Result<Option<Completed>, crate::Error> {
         let tier_config = config.tiers.config();
         let mut account = stored.clone();
         for posting in &housekeeping {
@@ -569,42 +736,46 @@ impl Store {
             postings.push(posting);
         }
         let mut seats = None;
-        if !postings.is_empty()
-            && let Some(tier_move) = tiers::evaluate(
-                &tier_config,
-                config.tiers,
-                account.tier.as_deref(),
-                account.lifetime_earned,
-            )
-        {
-            let note = Posting::new(
-                0,
-                Reason::TierChange,
-                format!("{} -> {}", tier_move.from, tier_move.to),
-                format!("tier#{user}#{}", account.seq + 1),
-            );
-            postings.push(note.with_kind(Kind::TierChange {
-                to: tier_move.to.clone(),
-            }));
-            if tier_move.seats != config.tiers.seats {
-                let next = TierState {
-                    config: config.tiers.config.clone(),
-                    seats: tier_move.seats,
-                    version: config.tiers.version + 1,
-                };
-                let expected = (config.tiers.version > 0).then_some(config.tiers.version);
-                seats = Some(put_versioned(
-                    &self.table,
-                    to_item_with_key(&keys::tiers(), &next)?,
-                    expected,
-                )?);
+        let mut capped_move = false;
+        let evaluate = !postings.is_empty() || config.mode == TierMode::Admit;
+        if let Some(found) = tier_move(&config, &account).filter(|_| evaluate) {
+            match config.mode {
+                TierMode::Operation if found.capped => capped_move = true,
+                // An uncapped move on a cached ladder could miss a cap just added: read it fresh.
+                TierMode::Operation if config.cached => return Ok(None),
+                TierMode::Operation | TierMode::Admit => {
+                    let tier_move = found.tier_move;
+                    let note = Posting::new(
+                        0,
+                        Reason::TierChange,
+                        format!("{} -> {}", tier_move.from, tier_move.to),
+                        format!("tier#{user}#{}", account.seq + 1),
+                    );
+                    postings.push(note.with_kind(Kind::TierChange {
+                        to: tier_move.to.clone(),
+                    }));
+                    if tier_move.seats != config.tiers.seats {
+                        let next = TierState {
+                            config: config.tiers.config.clone(),
+                            seats: tier_move.seats,
+                            version: config.tiers.version + 1,
+                        };
+                        let expected = (config.tiers.version > 0).then_some(config.tiers.version);
+                        seats = Some(put_versioned(
+                            &self.table,
+                            to_item_with_key(&keys::tiers(), &next)?,
+                            expected,
+                        )?);
+                    }
+                }
             }
         }
-        Ok(Completed {
+        Ok(Some(Completed {
             postings,
             primary,
             seats,
-        })
+            capped_move,
+        }))
     }
 
     /// Decides what a cancelled transaction means from its per-action reasons.
@@ -629,7 +800,10 @@ impl Store {
                 .map(from_item::<IdempotencyRecord>)
                 .transpose()?
             {
-                Some(record) => Ok(Attempt::Done(TxOutcome::IdempotentReplay(record))),
+                Some(record) => Ok(Attempt::Done {
+                    outcome: TxOutcome::IdempotentReplay(record),
+                    capped_move: false,
+                }),
                 None => Ok(Attempt::Retry),
             };
         }
@@ -646,7 +820,10 @@ impl Store {
                         "business key {key} was paid to another member"
                     ))
                     .into()),
-                    Some(guard) => Ok(Attempt::Done(TxOutcome::Replayed(guard))),
+                    Some(guard) => Ok(Attempt::Done {
+                        outcome: TxOutcome::Replayed(guard),
+                        capped_move: false,
+                    }),
                     None => Ok(Attempt::Retry),
                 };
             }
@@ -686,6 +863,24 @@ impl Store {
 struct Config<'a> {
     tiers: &'a TierState,
     multipliers: &'a Multipliers,
+    /// The ladder came from the process's cache (it may be up to `CONFIG_CACHE_SECONDS` old).
+    cached: bool,
+    mode: TierMode,
+}
+
+/// What one batch read found.
+struct RawRead {
+    account: Account,
+    exists: bool,
+    items: HashMap<Key, Item>,
+    config_cached: bool,
+}
+
+/// The account as stored, which the account put is conditioned on.
+#[derive(Clone, Copy)]
+struct Stored<'a> {
+    account: &'a Account,
+    exists: bool,
 }
 
 /// What [`Store::complete`] returns.
@@ -693,6 +888,26 @@ struct Completed {
     postings: Vec<Posting>,
     primary: Option<String>,
     seats: Option<TransactWriteItem>,
+    capped_move: bool,
+}
+
+/// A tier move that is due, and whether a capped tier is on either side of it.
+struct DueMove {
+    tier_move: tiers::TierMove,
+    capped: bool,
+}
+
+fn tier_move(config: &Config<'_>, account: &Account) -> Option<DueMove> {
+    let ladder = config.tiers.config();
+    let tier_move = tiers::evaluate(
+        &ladder,
+        config.tiers,
+        account.tier.as_deref(),
+        account.lifetime_earned,
+    )?;
+    let capped = ladder.tier(Some(&tier_move.from)).max_members.is_some()
+        || ladder.tier(Some(&tier_move.to)).max_members.is_some();
+    Some(DueMove { tier_move, capped })
 }
 
 /// `extra` plus the tier and multiplier configuration items.
@@ -750,8 +965,7 @@ fn key_of(item: &Item) -> Result<Key, StoreError> {
 }
 
 /// Full-jitter exponential backoff: a random wait up to min(200 ms, 4 ms × 2^attempt).
-pub(crate) async fn backoff(attempt: u32) {
+pub(crate) fn backoff_duration(attempt: u32) -> Duration {
     let cap = 4u64.saturating_mul(1 << attempt.min(6)).min(200);
-    let wait = rand::rng().random_range(1..=cap);
-    tokio::time::sleep(Duration::from_millis(wait)).await;
+    Duration::from_millis(rand::rng().random_range(1..=cap))
 }
