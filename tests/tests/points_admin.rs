@@ -819,3 +819,60 @@ async fn multiplier_windows_are_limited_deletable_and_pruned() {
         "ended windows were pruned"
     );
 }
+
+#[tokio::test]
+async fn support_may_reverse_a_shops_grant_and_is_recorded() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    assert_eq!(grant(&api, "order-31", "oli", 100, NOW).await.status, 200);
+    let body = |caller: Option<&str>| {
+        let mut b = json!({ "grant_idempotency_key": "order-31", "amount": 40, "reason": "support refund" });
+        if let Some(c) = caller {
+            b["grant_caller"] = json!(c);
+        }
+        b
+    };
+    let path = "/v1/admin/points/reversals";
+    // Without grant_caller an admin looks among its own grants: there is none.
+    call(&api, path, &admin_token("sue"), "r1", NOW, &body(None))
+        .await
+        .assert_problem(404, "not-found");
+    // Another service may not name the shop's grant.
+    call(
+        &api,
+        path,
+        &service_token("pos"),
+        "r2",
+        NOW,
+        &body(Some("service:shop")),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    // An admin may; the entry records who did it.
+    let r = call(
+        &api,
+        path,
+        &admin_token("sue"),
+        "r3",
+        NOW,
+        &body(Some("service:shop")),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["reversed"].clone(), r.body["balance"].clone()),
+        (json!(40), json!(60))
+    );
+    let entries = ledger(&api, "oli", NOW).await;
+    let reversal = entries.iter().find(|e| e["reason"] == "reversal").unwrap();
+    assert_eq!(reversal["by"], "admin:sue");
+    assert_eq!(reversal["business_key"], "reversal#admin:sue#r3");
+    // The shop itself still sees the cap: 60 left of its grant.
+    let r = reverse(
+        &api,
+        "r4",
+        &json!({ "grant_idempotency_key": "order-31", "reason": "rest" }),
+    )
+    .await;
+    assert_eq!(r.body["reversed"], 60, "{}", r.body);
+}

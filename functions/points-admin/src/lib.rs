@@ -207,6 +207,10 @@ async fn settle(app: &App, req: &Request, now: DateTime<Utc>, capture: bool) -> 
 #[serde(deny_unknown_fields)]
 struct ReversalBody {
     grant_idempotency_key: String,
+    /// Whose grant: `service:<client id>` or `admin:<sub>` (default: the caller's own). Only an
+    /// admin may name another caller (support refunding a shop's grant).
+    #[serde(default)]
+    grant_caller: Option<String>,
     #[serde(default)]
     amount: Option<i64>,
     reason: String,
@@ -220,13 +224,22 @@ async fn reverse(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Respons
     if grant_key.is_empty() || grant_key.len() > 128 || grant_key.contains('#') {
         return Err(DomainError::NotFound("grant").into());
     }
+    let owner = w.body.grant_caller.clone().unwrap_or_else(|| w.caller.clone());
+    if owner != w.caller && !w.caller.starts_with("admin:") {
+        return Err(ApiError::forbidden(
+            "only an admin may reverse a grant made by another caller",
+        ));
+    }
+    if owner.is_empty() || owner.len() > 160 || !owner.bytes().all(|b| b.is_ascii_graphic() && b != b'#') {
+        return Err(DomainError::NotFound("grant").into());
+    }
     let who = Attribution {
         by: w.caller.clone(),
         note: Some(w.body.reason.clone()),
     };
     let answer = app
         .store
-        .reverse(&w.caller, &w.key, grant_key, amount, &who, &w.call, now)
+        .reverse(&w.caller, &w.key, &owner, grant_key, amount, &who, &w.call, now)
         .await?;
     http::raw_json(200, answer)
 }

@@ -172,20 +172,22 @@ impl Store {
         .await
     }
 
-    /// Takes back up to `amount` (default: all that is left) of the grant made by `caller` with
-    /// `grant_key`: never more than the grant in total, however many reversals race.
+    /// `caller` takes back up to `amount` (default: all that is left) of the grant made by
+    /// `grant_caller` with `grant_key`: never more than the grant in total, however many reversals
+    /// race. (Who may name another caller's grant is the handler's rule.)
     #[allow(clippy::too_many_arguments)]
     pub async fn reverse(
         &self,
         caller: &str,
         idempotency_key: &str,
+        grant_caller: &str,
         grant_key: &str,
         amount: Option<i64>,
         who: &Attribution,
         call: &IdempotentCall,
         now: DateTime<Utc>,
     ) -> Result<String, crate::Error> {
-        let grant_business_key = super::keys::business::grant(caller, grant_key);
+        let grant_business_key = super::keys::business::grant(grant_caller, grant_key);
         let grant = self
             .guard(&grant_business_key)
             .await?
