@@ -876,3 +876,68 @@ async fn support_may_reverse_a_shops_grant_and_is_recorded() {
     .await;
     assert_eq!(r.body["reversed"], 60, "{}", r.body);
 }
+
+#[tokio::test]
+async fn a_refund_of_expired_points_never_takes_them_twice() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    grant(&api, "order-a", "pia", 100, "2026-11-05T10:00:00+08:00").await;
+    grant(&api, "order-b", "pia", 50, "2026-11-20T10:00:00+08:00").await;
+    // 60 spent at checkout, the other 90 expire after 30 November 2027.
+    let h = hold(&api, "h1", "pia", 60, "2026-12-01T10:00:00+08:00").await;
+    let id = h.body["hold_id"].as_str().unwrap();
+    let path = format!("/v1/admin/points/holds/{id}/capture");
+    call(
+        &api,
+        &path,
+        &service_token("shop"),
+        "c1",
+        "2026-12-01T10:05:00+08:00",
+        &json!({}),
+    )
+    .await;
+    let p = points(&api, "pia", "2027-12-01T00:00:00+08:00").await;
+    assert_eq!(p["balance"], 0);
+    // Order A is refunded in January 2028: 60 of its 100 points count as expired.
+    let later = "2028-01-10T10:00:00+08:00";
+    let shop = service_token("shop");
+    let refund = |key: &'static str, grant_key: &'static str| {
+        let (api, shop) = (&api, shop.clone());
+        async move {
+            let body = json!({ "grant_idempotency_key": grant_key, "reason": "refund" });
+            call(api, "/v1/admin/points/reversals", &shop, key, later, &body).await
+        }
+    };
+    let r = refund("ra", "order-a").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (
+            r.body["reversed"].clone(),
+            r.body["forgiven_expired"].clone(),
+            r.body["taken"].clone()
+        ),
+        (json!(100), json!(60), json!(40))
+    );
+    assert_eq!(r.body["balance"], -40);
+    let r = refund("rb", "order-b").await;
+    assert_eq!(
+        (
+            r.body["forgiven_expired"].clone(),
+            r.body["taken"].clone(),
+            r.body["balance"].clone()
+        ),
+        (json!(30), json!(20), json!(-60)),
+        "in all: 90 forgiven (what expired), 60 taken (what was spent)"
+    );
+    let entries = ledger(&api, "pia", later).await;
+    let reversal = entries
+        .iter()
+        .find(|e| e["business_key"] == "reversal#service:shop#ra")
+        .unwrap();
+    assert_eq!(
+        (reversal["delta"].clone(), reversal["forgiven"].clone()),
+        (json!(-40), json!(60))
+    );
+    let sum: i64 = entries.iter().map(|e| e["delta"].as_i64().unwrap()).sum();
+    assert_eq!(sum, -60, "balance = Σ ledger");
+}

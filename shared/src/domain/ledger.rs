@@ -130,6 +130,49 @@ pub struct Account {
     /// The member's tier (None until the first evaluation: the lowest tier).
     #[serde(default)]
     pub tier: Option<String>,
+    /// Per bucket (last valid day): what went in and what of it expired, kept for
+    /// [`HISTORY_MONTHS`] after the bucket's end, so that a reversal of a grant whose points
+    /// expired never takes them twice ([`forgiven_part`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub history: BTreeMap<NaiveDate, BucketHistory>,
+}
+
+/// What one expiry bucket received and lost to expiry (net of what reversals accounted for).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketHistory {
+    /// Points credited into the bucket (debt they paid included), less the grant amounts
+    /// reversed from it since.
+    pub earned: i64,
+    /// Points of the bucket that expired, less the part reversals forgave.
+    pub expired: i64,
+}
+
+/// Months a bucket's history is kept after its last day. A reversal of a grant whose bucket
+/// ended longer ago than this forgives the whole amount: those points are long gone.
+pub const HISTORY_MONTHS: u32 = 24;
+
+/// The part of a reversal of `amount` points of a grant credited into `bucket` that is deemed to
+/// have expired already, and is therefore forgiven rather than taken from the member's other
+/// points: nothing while the bucket is valid; after its end, the bucket's expired share,
+/// `⌈amount × expired ÷ earned⌉` (rounded in the member's favour; all of it for the last of the
+/// bucket's earnings). Once every grant of a bucket is reversed, exactly what expired from it
+/// has been forgiven.
+pub fn forgiven_part(account: &Account, bucket: NaiveDate, amount: i64, today: NaiveDate) -> i64 {
+    if bucket >= today || amount <= 0 {
+        return 0;
+    }
+    let Some(h) = account.history.get(&bucket) else {
+        return amount;
+    };
+    if h.expired <= 0 {
+        return 0;
+    }
+    if amount >= h.earned {
+        return h.expired.min(amount);
+    }
+    let share =
+        (i128::from(amount) * i128::from(h.expired) + i128::from(h.earned) - 1) / i128::from(h.earned);
+    i64::try_from(share).unwrap_or(amount).min(amount)
 }
 
 /// What a posting does to the account.
@@ -147,8 +190,12 @@ pub enum Kind {
     Capture { hold_id: String },
     /// Give a hold back to its buckets (delta = the hold's amount).
     Release { hold_id: String },
-    /// Take back `-delta` points of a grant: from `bucket` first, then soonest-first, then debt.
-    Reverse { bucket: Option<NaiveDate> },
+    /// Take back a grant's points: `-delta` from `bucket` first, then soonest-first, then debt;
+    /// `forgiven` more are the grant's expired share ([`forgiven_part`]), not taken again.
+    Reverse {
+        bucket: Option<NaiveDate>,
+        forgiven: i64,
+    },
     /// A bucket reached its end (delta = minus what was left in it).
     Expire { bucket: NaiveDate },
     /// The member moved to tier `to` (a history note, delta 0).
@@ -210,6 +257,9 @@ pub struct LedgerEntry {
     /// Who made a manual change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// For reversals: the part of the reversed grant that had expired and was not taken again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forgiven: Option<i64>,
 }
 
 impl Posting {
@@ -322,17 +372,22 @@ pub fn apply(
     if posting.business_key.is_empty() || posting.business_key.len() > 512 {
         return Err(DomainError::invalid("business_key", "must be 1-512 bytes"));
     }
-    let zero_ok = matches!(posting.kind, Kind::Capture { .. } | Kind::TierChange { .. });
-    if (delta == 0) != zero_ok {
+    let zero_only = matches!(posting.kind, Kind::Capture { .. } | Kind::TierChange { .. });
+    // A reversal of points that all expired takes nothing: its entry records what it forgave.
+    let zero_ok = zero_only || matches!(posting.kind, Kind::Reverse { forgiven, .. } if forgiven > 0);
+    if (zero_only && delta != 0) || (!zero_ok && delta == 0) {
         return Err(DomainError::invalid("amount", "must not be zero"));
     }
     let mut next = account.clone();
     let mut expires_after = None;
     let mut hold_id = None;
+    let mut forgiven_entry = None;
     match &posting.kind {
         Kind::Standard if delta > 0 => {
             let day = rules.bucket_for(now);
             credit(&mut next, day, delta)?;
+            let history = next.history.entry(day).or_default();
+            history.earned = overflow(history.earned.checked_add(delta))?;
             expires_after = Some(day);
             if posting.reason.is_earn() {
                 next.lifetime_earned = overflow(next.lifetime_earned.checked_add(delta))?;
@@ -389,13 +444,20 @@ pub fn apply(
             give_back(&mut next, &hold.parts, rules.today(now))?;
             hold_id = Some(id.clone());
         }
-        Kind::Reverse { bucket } => {
-            if delta > 0 {
+        Kind::Reverse { bucket, forgiven } => {
+            if delta > 0 || !(0..=MAX_POSTING).contains(forgiven) {
                 return Err(DomainError::invalid("amount", "a reversal takes points"));
             }
             let (_, short) = take(&mut next.buckets, -delta, *bucket);
             next.debt = overflow(next.debt.checked_add(short))?;
-            next.lifetime_earned = overflow(next.lifetime_earned.checked_add(delta))?.max(0);
+            // The whole reversed grant amount leaves growth, the forgiven part included.
+            let reversed = overflow((-delta).checked_add(*forgiven))?;
+            next.lifetime_earned = overflow(next.lifetime_earned.checked_sub(reversed))?.max(0);
+            if let Some(history) = bucket.and_then(|b| next.history.get_mut(&b)) {
+                history.earned = (history.earned - reversed).max(0);
+                history.expired = (history.expired - forgiven).max(0);
+            }
+            forgiven_entry = (*forgiven > 0).then_some(*forgiven);
         }
         Kind::Expire { bucket } => {
             let left = next.buckets.remove(bucket).unwrap_or(0);
@@ -405,6 +467,14 @@ pub fn apply(
                     "an expiry takes what is left in its bucket",
                 ));
             }
+            let history = next.history.entry(*bucket).or_default();
+            history.expired = overflow(history.expired.checked_add(left))?;
+            // Histories older than a reversal can still use are dropped (the item stays small).
+            let horizon = rules
+                .today(now)
+                .checked_sub_months(Months::new(HISTORY_MONTHS))
+                .unwrap_or(NaiveDate::MIN);
+            next.history = next.history.split_off(&horizon);
         }
         Kind::TierChange { to } => next.tier = Some(to.clone()),
     }
@@ -425,6 +495,7 @@ pub fn apply(
         hold_id,
         note: posting.note.clone(),
         by: posting.by.clone(),
+        forgiven: forgiven_entry,
     };
     Ok((next, entry))
 }

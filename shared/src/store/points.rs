@@ -12,7 +12,7 @@ use super::{
     Decision, Idempotency, IdempotencyRecord, Key, OnConflict, Plan, Respond, Snapshot, Store, StoreError,
     TxOutcome, Write, classify, from_item, keys, to_item_with_key,
 };
-use crate::domain::ledger::{Kind, LedgerEntry, Posting, Reason};
+use crate::domain::ledger::{self, Kind, LedgerEntry, Posting, Reason};
 use crate::domain::tiers::{MultiplierWindow, Multipliers, TierConfig, TierState};
 use crate::domain::{DomainError, UserId};
 
@@ -209,8 +209,18 @@ impl Store {
                     return Err(DomainError::GrantFullyReversed.into());
                 }
                 let take = amount.unwrap_or(remaining).min(remaining);
-                let mut posting = Posting::new(-take, Reason::Reversal, grant_key, business_key.clone())
-                    .with_kind(Kind::Reverse { bucket: Some(bucket) });
+                // The grant's share of its bucket that expired is forgiven, never taken twice.
+                let forgiven = ledger::forgiven_part(&snap.account, bucket, take, self.rules.today(now));
+                let mut posting = Posting::new(
+                    -(take - forgiven),
+                    Reason::Reversal,
+                    grant_key,
+                    business_key.clone(),
+                )
+                .with_kind(Kind::Reverse {
+                    bucket: Some(bucket),
+                    forgiven,
+                });
                 posting.by = Some(who.by.clone());
                 posting.note = who.note.clone();
                 let next = ReversedRecord {
@@ -228,6 +238,8 @@ impl Store {
                         "user_id": user_id,
                         "grant_idempotency_key": grant_key,
                         "reversed": take,
+                        "taken": take - forgiven,
+                        "forgiven_expired": forgiven,
                         "grant_remaining": remaining - take,
                         "balance": account.balance,
                     }))

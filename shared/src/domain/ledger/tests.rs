@@ -87,6 +87,7 @@ fn a_reversal_takes_its_own_bucket_first_and_may_leave_debt() {
             a,
             Posting::new(-n, Reason::Reversal, "r", key).with_kind(Kind::Reverse {
                 bucket: Some(day(bucket)),
+                forgiven: 0,
             }),
             "2026-03-01T12:00:00+08:00",
         )
@@ -219,6 +220,7 @@ fn expired_points_given_back_by_a_release_never_pay_debt() {
     let (a, _) = post(&a, hold, "2027-11-30T23:50:00+08:00").unwrap();
     let reverse = Posting::new(-50, Reason::Reversal, "g2", "rev").with_kind(Kind::Reverse {
         bucket: Some(day("2027-12-31")),
+        forgiven: 0,
     });
     let (a, _) = post(&a, reverse, "2027-12-01T00:05:00+08:00").unwrap();
     assert_eq!((a.balance, a.debt), (-50, 50));
@@ -277,6 +279,13 @@ struct Model {
     earned: i64,
     /// The hold the next `take` fills.
     pending_hold: Option<String>,
+    /// Per bucket: points that expired, and the part of them reversals forgave.
+    expired: BTreeMap<NaiveDate, i64>,
+    forgiven: BTreeMap<NaiveDate, i64>,
+    /// Per bucket reversed after its end: what had expired when the first such reversal came.
+    expired_at_reversal: BTreeMap<NaiveDate, i64>,
+    /// Buckets reversed while still valid (nothing forgiven; what expires later was available).
+    reversed_while_valid: std::collections::BTreeSet<NaiveDate>,
 }
 
 impl Model {
@@ -321,6 +330,8 @@ impl Model {
         for (d, p) in self.holds.remove(id).unwrap() {
             if d >= today {
                 self.add(d, p);
+            } else {
+                *self.expired.entry(d).or_insert(0) += p;
             }
         }
     }
@@ -338,6 +349,9 @@ impl Model {
             .collect();
         for h in due {
             self.give_back(&h, today);
+        }
+        for (d, p) in self.lots.iter().filter(|l| l.0 < today) {
+            *self.expired.entry(*d).or_insert(0) += p;
         }
         self.lots.retain(|l| l.0 >= today);
     }
@@ -383,7 +397,10 @@ proptest! {
         let mut account = Account::default();
         let mut model = Model::default();
         let mut entries: Vec<LedgerEntry> = Vec::new();
-        let mut grants: Vec<NaiveDate> = Vec::new();
+        // Each grant's bucket and what is left of it to reverse.
+        let mut grants: Vec<(NaiveDate, i64)> = Vec::new();
+        // Buckets a reversal found without history (ended over HISTORY_MONTHS ago): all forgiven.
+        let mut beyond_history: std::collections::BTreeSet<NaiveDate> = std::collections::BTreeSet::new();
         let mut hold_ids: Vec<String> = Vec::new();
         let mut deadlines = BTreeMap::new();
         for (i, op) in ops.into_iter().enumerate() {
@@ -412,8 +429,14 @@ proptest! {
                     let amount = account.holds.get(id).map_or(1, |h| h.amount);
                     Posting::new(amount, Reason::Release, "o", format!("r{i}")).with_kind(Kind::Release { hold_id: id.clone() })
                 }),
-                Op::Reverse(n, g) => grants.get(*g).map(|b| {
-                    Posting::new(-n, Reason::Reversal, "v", format!("v{i}")).with_kind(Kind::Reverse { bucket: Some(*b) })
+                Op::Reverse(n, g) => grants.get(*g).filter(|(_, left)| *left > 0).map(|(b, left)| {
+                    let take = (*n).min(*left);
+                    if *b < today && !account.history.contains_key(b) {
+                        beyond_history.insert(*b);
+                    }
+                    let forgiven = forgiven_part(&account, *b, take, today);
+                    Posting::new(-(take - forgiven), Reason::Reversal, "v", format!("v{i}"))
+                        .with_kind(Kind::Reverse { bucket: Some(*b), forgiven })
                 }),
                 Op::Jump(x) => {
                     now += Duration::minutes(i64::from(*x) * 10 + 1) + Duration::days(i64::from(*x % 7) * 9);
@@ -433,7 +456,7 @@ proptest! {
                         Op::Earn(n, _) => {
                             model.add(r.bucket_for(now), *n);
                             model.earned += n;
-                            grants.push(r.bucket_for(now));
+                            grants.push((r.bucket_for(now), *n));
                         }
                         Op::Spend(n) | Op::Hold(n) => {
                             // Which buckets the engine took from, by difference.
@@ -451,10 +474,24 @@ proptest! {
                         }
                         Op::Capture(k) => prop_assert!(model.holds.remove(&hold_ids[*k]).is_some()),
                         Op::Release(k) => model.give_back(&hold_ids[*k], today),
-                        Op::Reverse(n, g) => {
-                            let short = model.take(*n, Some(grants[*g]));
+                        Op::Reverse(_, g) => {
+                            let Kind::Reverse { forgiven, .. } = posting.kind else { unreachable!() };
+                            let (bucket, left) = grants[*g];
+                            let take = -entry.delta + forgiven;
+                            prop_assert!(take > 0 && take <= left);
+                            prop_assert!(forgiven == 0 || bucket < today, "forgiven before its bucket ended");
+                            prop_assert_eq!(entry.forgiven, (forgiven > 0).then_some(forgiven));
+                            grants[*g].1 -= take;
+                            *model.forgiven.entry(bucket).or_insert(0) += forgiven;
+                            if bucket < today {
+                                let expired = model.expired.get(&bucket).copied().unwrap_or(0);
+                                model.expired_at_reversal.entry(bucket).or_insert(expired);
+                            } else {
+                                model.reversed_while_valid.insert(bucket);
+                            }
+                            let short = model.take(take - forgiven, Some(bucket));
                             model.debt += short;
-                            model.earned = (model.earned - n).max(0);
+                            model.earned = (model.earned - take).max(0);
                         }
                         Op::Jump(_) | Op::ToMonthStart(..) => unreachable!(),
                     }
@@ -487,6 +524,173 @@ proptest! {
             prop_assert_eq!(account.lifetime_earned, model.earned);
             prop_assert!(account.debt == 0 || account.buckets.is_empty());
             prop_assert_eq!(account.seq, entries.len() as u64);
+            // Expired points are never taken twice: a bucket's reversals never forgive more than
+            // expired from it; and when all its grants were reversed after it ended (and nothing
+            // expired from it since, such as a hold given back late), exactly that.
+            for (bucket, forgiven) in &model.forgiven {
+                if beyond_history.contains(bucket) {
+                    continue;
+                }
+                let expired = model.expired.get(bucket).copied().unwrap_or(0);
+                prop_assert!(*forgiven <= expired, "{} forgave {} of {} expired", bucket, forgiven, expired);
+                let all_reversed = grants.iter().filter(|(b, _)| b == bucket).all(|(_, left)| *left == 0);
+                let settled = model.expired_at_reversal.get(bucket) == Some(&expired)
+                    && !model.reversed_while_valid.contains(bucket);
+                if all_reversed && settled {
+                    prop_assert_eq!(*forgiven, expired, "bucket {}", bucket);
+                }
+            }
         }
+    }
+}
+
+// ---- Refunds of grants whose points expired ----------------------------------------------------
+
+fn reversal(a: &Account, bucket: NaiveDate, amount: i64, now: &str, key: &str) -> (Account, LedgerEntry) {
+    let forgiven = forgiven_part(a, bucket, amount, rules().today(at(now)));
+    let posting = Posting::new(-(amount - forgiven), Reason::Reversal, "g", key).with_kind(Kind::Reverse {
+        bucket: Some(bucket),
+        forgiven,
+    });
+    post(a, posting, now).unwrap()
+}
+
+fn expire_all(a: &Account, now: &str) -> Account {
+    let mut a = a.clone();
+    for p in housekeeping(&a, "u", at(now), &rules()) {
+        a = post(&a, p, now).unwrap().0;
+    }
+    a
+}
+
+/// The README's worked example.
+#[test]
+fn a_refund_after_expiry_forgives_the_grants_expired_share() {
+    let nov = day("2027-11-30");
+    let a = earn(&Account::default(), 100, "2026-11-05T12:00:00+08:00"); // grant A
+    let a = earn(&a, 50, "2026-11-20T12:00:00+08:00"); // grant B, same bucket
+    let (a, _) = post(
+        &a,
+        Posting::new(-60, Reason::Makeup, "r", "spend"),
+        "2026-12-01T12:00:00+08:00",
+    )
+    .unwrap();
+    // Before the bucket ends nothing is forgiven.
+    assert_eq!(forgiven_part(&a, nov, 100, day("2027-11-30")), 0);
+    let a = expire_all(&a, "2027-12-01T00:00:00+08:00");
+    assert_eq!(
+        a.history[&nov],
+        BucketHistory {
+            earned: 150,
+            expired: 90
+        }
+    );
+    // Refund A in January 2028: ⌈100 × 90 / 150⌉ = 60 forgiven, 40 taken (here: as debt).
+    let (a, entry) = reversal(&a, nov, 100, "2028-01-10T12:00:00+08:00", "rA");
+    assert_eq!((entry.delta, entry.forgiven), (-40, Some(60)));
+    assert_eq!((a.balance, a.debt, a.lifetime_earned), (-40, 40, 50));
+    assert_eq!(
+        a.history[&nov],
+        BucketHistory {
+            earned: 50,
+            expired: 30
+        }
+    );
+    // Refund B: ⌈50 × 30 / 50⌉ = 30 forgiven, 20 taken. In all 90 forgiven = what expired, and
+    // 60 taken = what was spent.
+    let (a, entry) = reversal(&a, nov, 50, "2028-01-10T12:00:00+08:00", "rB");
+    assert_eq!((entry.delta, entry.forgiven), (-20, Some(30)));
+    assert_eq!((a.balance, a.lifetime_earned), (-60, 0));
+    // A refund whose points all expired takes nothing: a zero entry that records the forgiveness.
+    let b = earn(&Account::default(), 70, "2026-11-05T12:00:00+08:00");
+    let b = expire_all(&b, "2027-12-01T00:00:00+08:00");
+    let (b, entry) = reversal(&b, nov, 70, "2027-12-02T12:00:00+08:00", "rC");
+    assert_eq!((entry.delta, entry.forgiven, b.balance), (0, Some(70), 0));
+    // Rounding favours the member: ⌈1 × 1 / 3⌉ = 1.
+    let c = Account {
+        history: BTreeMap::from([(
+            nov,
+            BucketHistory {
+                earned: 3,
+                expired: 1,
+            },
+        )]),
+        ..Account::default()
+    };
+    assert_eq!(forgiven_part(&c, nov, 1, day("2028-01-01")), 1);
+    assert_eq!(forgiven_part(&c, nov, 3, day("2028-01-01")), 1);
+    // Beyond the kept history the whole amount counts as expired; nothing forgiven for zero.
+    assert_eq!(forgiven_part(&Account::default(), nov, 25, day("2030-01-01")), 25);
+    assert_eq!(forgiven_part(&c, nov, 0, day("2028-01-01")), 0);
+}
+
+#[test]
+fn bucket_history_is_kept_for_two_years_after_the_bucket() {
+    let a = earn(&Account::default(), 10, "2026-01-05T12:00:00+08:00"); // bucket 2027-01-31
+    let a = earn(&a, 10, "2027-06-05T12:00:00+08:00"); // bucket 2028-06-30
+    let a = expire_all(&a, "2029-01-31T12:00:00+08:00");
+    assert!(
+        a.history.contains_key(&day("2027-01-31")),
+        "2 years to the day are kept"
+    );
+    let a = expire_all(&a, "2029-02-01T12:00:00+08:00");
+    assert!(
+        a.history.contains_key(&day("2027-01-31")),
+        "pruned only by the next expiry"
+    );
+    let a = earn(&a, 10, "2029-03-05T12:00:00+08:00");
+    let a = expire_all(&a, "2030-04-01T12:00:00+08:00");
+    assert!(!a.history.contains_key(&day("2027-01-31")));
+    assert!(a.history.contains_key(&day("2028-06-30")));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Grants into one bucket, some spending, the bucket ends, then refunds in any order and
+    /// sizes: no refund forgives more than is left expired, and once every grant is refunded the
+    /// bucket forgave exactly what expired from it and took exactly what had been spent.
+    #[test]
+    fn refunds_after_expiry_take_exactly_what_did_not_expire(
+        grants in prop::collection::vec(1i64..500, 1..6),
+        spends in prop::collection::vec(1i64..400, 0..4),
+        refunds in prop::collection::vec((0usize..6, 1i64..600), 0..12),
+    ) {
+        let bucket = day("2027-11-30");
+        let mut a = Account::default();
+        for (i, g) in grants.iter().enumerate() {
+            a = post(&a, Posting::new(*g, Reason::Grant, "g", format!("g{i}")), "2026-11-10T12:00:00+08:00").unwrap().0;
+        }
+        let mut spent = 0;
+        for (i, s) in spends.iter().enumerate() {
+            if let Ok((next, _)) = post(&a, Posting::new(-s, Reason::Makeup, "s", format!("s{i}")), "2027-03-01T12:00:00+08:00") {
+                a = next;
+                spent += s;
+            }
+        }
+        let before = a.buckets.get(&bucket).copied().unwrap_or(0);
+        a = expire_all(&a, "2027-12-01T00:00:00+08:00");
+        let expired = before;
+        let mut left = grants.clone();
+        let (mut forgiven_total, mut taken_total) = (0, 0);
+        let plan = refunds.iter().map(|(g, n)| (g % grants.len(), *n))
+            .chain((0..grants.len()).map(|g| (g, i64::MAX)));
+        for (k, (g, n)) in plan.enumerate() {
+            let amount = n.min(left[g]);
+            if amount == 0 {
+                continue;
+            }
+            let (next, entry) = reversal(&a, bucket, amount, "2028-02-01T12:00:00+08:00", &format!("r{k}"));
+            let forgiven = entry.forgiven.unwrap_or(0);
+            prop_assert!(forgiven <= amount && forgiven <= expired - forgiven_total);
+            forgiven_total += forgiven;
+            taken_total += -entry.delta;
+            left[g] -= amount;
+            a = next;
+        }
+        prop_assert_eq!(forgiven_total, expired, "every expired point forgiven once");
+        prop_assert_eq!(taken_total, spent, "and exactly what was spent taken back");
+        prop_assert_eq!(a.balance, -spent);
+        prop_assert_eq!(a.lifetime_earned, 0);
     }
 }
