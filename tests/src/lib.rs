@@ -93,8 +93,14 @@ pub fn app_for(client: aws_sdk_dynamodb::Client, table: &str) -> App {
 }
 
 pub async fn spawn_api(app: App) -> TestApi {
+    spawn_api_per_function(|_| app.clone()).await
+}
+
+/// Starts the local API with an app per function of template.yaml (by logical id), as Lambda
+/// runs them: each its own client and cache.
+pub async fn spawn_api_per_function(app_for: impl FnMut(&str) -> App) -> TestApi {
     let template = Template::load(&local_api::repo_root().join("template.yaml")).expect("template.yaml");
-    let api = Arc::new(LocalApi::new(app, &template).expect("local api"));
+    let api = Arc::new(LocalApi::with_apps(&template, app_for).expect("local api"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(serve(listener, api, std::future::pending()));

@@ -23,31 +23,45 @@ const MAX_READ: usize = 1024 * 1024;
 type HttpResponse = hyper::Response<Full<Bytes>>;
 
 pub struct LocalApi {
-    app: App,
-    routes: Vec<(Route, Handler)>,
+    /// Each route with its handler and the app of its function (as on Lambda, every function
+    /// has its own process: its own client and configuration cache).
+    routes: Vec<(Route, Handler, App)>,
     cors: Option<Cors>,
 }
 
 impl LocalApi {
-    /// Routes from the template, each bound to its registered handler.
+    /// Routes from the template, each bound to its registered handler; one app for them all.
     pub fn new(app: App, template: &Template) -> Result<Self, TemplateError> {
+        Self::with_apps(template, |_| app.clone())
+    }
+
+    /// Routes from the template, the handlers of each function sharing the app `app_for` gives
+    /// for its logical id (called once per function).
+    pub fn with_apps(
+        template: &Template,
+        mut app_for: impl FnMut(&str) -> App,
+    ) -> Result<Self, TemplateError> {
+        let mut apps: std::collections::HashMap<String, App> = std::collections::HashMap::new();
         let mut routes = Vec::new();
         for route in template.routes()? {
             let handler = registry::handler_for(&route.key())
                 .ok_or_else(|| TemplateError::Shape(format!("no handler registered for {}", route.key())))?;
-            routes.push((route, handler));
+            let app = apps
+                .entry(route.function.clone())
+                .or_insert_with(|| app_for(&route.function))
+                .clone();
+            routes.push((route, handler, app));
         }
         // Most specific first: fewer path parameters wins, as in API Gateway.
-        routes.sort_by_key(|(r, _)| r.path.matches('{').count());
+        routes.sort_by_key(|(r, _, _)| r.path.matches('{').count());
         Ok(Self {
-            app,
             routes,
             cors: template.cors()?,
         })
     }
 
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
-        self.routes.iter().map(|(r, _)| r)
+        self.routes.iter().map(|(r, _, _)| r)
     }
 }
 
@@ -156,13 +170,13 @@ async fn dispatch(
     };
     let method = parts.method.as_str();
     let path = parts.uri.path();
-    let matched = api.routes.iter().find_map(|(route, handler)| {
+    let matched = api.routes.iter().find_map(|(route, handler, app)| {
         (route.method == method || route.method == "ANY")
             .then(|| event::match_path(&route.path, path))
             .flatten()
-            .map(|params| (route, *handler, params))
+            .map(|params| (route, *handler, app, params))
     });
-    let Some((route, handler, params)) = matched else {
+    let Some((route, handler, app, params)) = matched else {
         return gateway_error(404, "Not Found");
     };
     // The JWT authorizer: every route has it. Locally the signature is NOT checked.
@@ -193,7 +207,7 @@ async fn dispatch(
             return gateway_error(500, "Internal Server Error");
         }
     };
-    let app = api.app.clone();
+    let app = app.clone();
     // A panic in a handler becomes API Gateway's 500, as a crashed Lambda would.
     let response = match tokio::spawn(async move { handler(&app, request).await }).await {
         Ok(response) => response,

@@ -1,0 +1,615 @@
+//! What each route asks of DynamoDB, seen by a recording proxy in front of each function (as on
+//! Lambda, every function has its own client):
+//!
+//! - IAM coverage: every action a function's calls need, on the table or an index, is allowed by
+//!   that function's policy in template.yaml (DynamoDB Local ignores IAM; production does not);
+//! - round trips: the DynamoDB requests each route makes, so a change that adds one fails here;
+//! - every base-table `Query` is strongly consistent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use e2e::fault::{Access, Call, FaultProxy};
+use e2e::{Reply, TestApi, TestEnv, admin_token, app_for, member_token, service_token};
+use local_api::template::Template;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const FUNCTIONS: [&str; 3] = ["PointsFunction", "CheckinFunction", "PointsAdminFunction"];
+
+/// The local API with one recording proxy per function.
+struct Recorded {
+    api: TestApi,
+    proxies: BTreeMap<&'static str, FaultProxy>,
+}
+
+impl Recorded {
+    async fn start(env: &TestEnv) -> Self {
+        let mut proxies = BTreeMap::new();
+        for function in FUNCTIONS {
+            proxies.insert(
+                function,
+                FaultProxy::start(e2e::endpoint(), Arc::new(|_, _| None)).await,
+            );
+        }
+        let endpoints: BTreeMap<String, String> = proxies
+            .iter()
+            .map(|(f, p)| ((*f).to_owned(), p.endpoint.clone()))
+            .collect();
+        let api = e2e::spawn_api_per_function(|function| {
+            let endpoint = endpoints
+                .get(function)
+                .unwrap_or_else(|| panic!("no proxy for {function}: add it to FUNCTIONS"));
+            app_for(shared::store::local_client(endpoint), &env.table)
+        })
+        .await;
+        Self { api, proxies }
+    }
+
+    fn total(&self) -> usize {
+        self.proxies.values().map(FaultProxy::total).sum()
+    }
+
+    fn all(&self) -> Vec<Call> {
+        self.proxies.values().flat_map(FaultProxy::all).collect()
+    }
+
+    /// Sends a request with an optional JSON body and `Idempotency-Key`.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        now: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut b = self
+            .api
+            .request(method, path)
+            .bearer_auth(token)
+            .header("x-debug-now", now);
+        if let Some(key) = key {
+            b = b.header("idempotency-key", key);
+        }
+        if let Some(body) = body {
+            b = b.json(body);
+        }
+        self.api.send(b).await
+    }
+
+    /// Sends a request that must succeed, and returns the DynamoDB operations it made, sorted.
+    async fn ops(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        now: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> (Reply, Vec<String>) {
+        let before: BTreeMap<&str, usize> = self.proxies.iter().map(|(f, p)| (*f, p.total())).collect();
+        let reply = self.send(method.clone(), path, token, now, key, body).await;
+        assert_eq!(reply.status, 200, "{method} {path}: {}", reply.body);
+        let mut ops: Vec<String> = self
+            .proxies
+            .iter()
+            .flat_map(|(f, p)| p.since(before[f]))
+            .map(|c| c.operation)
+            .collect();
+        ops.sort();
+        (reply, ops)
+    }
+}
+
+const T0: &str = "2026-11-20T09:00:00+08:00";
+
+/// A tour of every route and the paths behind them: capped-tier admissions and departures,
+/// holds captured, released and timed out, reversals, check-ins, make-ups, expiry.
+async fn tour(r: &Recorded) {
+    let admin = admin_token("ops");
+    let shop = service_token("shop");
+    let amy = member_token("amy");
+    let ok = |reply: Reply, what: &str| {
+        assert_eq!(reply.status, 200, "{what}: {}", reply.body);
+        reply
+    };
+    let campaign = json!({ "time_zone": "Asia/Shanghai", "ladder": [5, 10], "milestones": [{ "days": 2, "points": 10 }],
+                           "makeup": { "lookback_days": 7, "max_per_month": 2, "cost": 5 } });
+    ok(
+        r.send(
+            Method::PUT,
+            "/v1/admin/checkin-campaigns/spring",
+            &admin,
+            T0,
+            None,
+            Some(&campaign),
+        )
+        .await,
+        "put campaign",
+    );
+    ok(
+        r.send(
+            Method::GET,
+            "/v1/admin/checkin-campaigns/spring",
+            &admin,
+            T0,
+            None,
+            None,
+        )
+        .await,
+        "get campaign",
+    );
+    let tiers = json!({ "tiers": [
+        { "name": "Member", "threshold": 0 },
+        { "name": "VIP", "threshold": 100, "multiplier_bps": 12000 },
+        { "name": "Black Card", "threshold": 1000, "max_members": 1 }
+    ]});
+    ok(
+        r.send(Method::PUT, "/v1/admin/tiers", &admin, T0, None, Some(&tiers))
+            .await,
+        "put tiers",
+    );
+    ok(
+        r.send(Method::GET, "/v1/admin/tiers", &admin, T0, None, None)
+            .await,
+        "get tiers",
+    );
+    let window = json!({ "start": "2026-12-12T00:00:00+08:00", "end": "2026-12-13T00:00:00+08:00", "factor_bps": 20000 });
+    ok(
+        r.send(
+            Method::PUT,
+            "/v1/admin/multipliers/d12",
+            &admin,
+            T0,
+            None,
+            Some(&window),
+        )
+        .await,
+        "put window",
+    );
+    ok(
+        r.send(Method::GET, "/v1/admin/multipliers", &admin, T0, None, None)
+            .await,
+        "get windows",
+    );
+    ok(
+        r.send(
+            Method::DELETE,
+            "/v1/admin/multipliers/d12",
+            &admin,
+            T0,
+            None,
+            None,
+        )
+        .await,
+        "delete window",
+    );
+    // Two members qualify for the one Black Card seat: one admitted, one a tier down.
+    for who in ["amy", "bob"] {
+        let body = json!({ "user_id": who, "amount": 2000, "reason": "paid", "ref": format!("o-{who}") });
+        ok(
+            r.send(
+                Method::POST,
+                "/v1/admin/points/grants",
+                &shop,
+                T0,
+                Some(&format!("o-{who}")),
+                Some(&body),
+            )
+            .await,
+            "grant",
+        );
+    }
+    let hold = json!({ "user_id": "amy", "amount": 100, "ref": "cart-1" });
+    let h = ok(
+        r.send(
+            Method::POST,
+            "/v1/admin/points/holds",
+            &shop,
+            T0,
+            Some("h1"),
+            Some(&hold),
+        )
+        .await,
+        "hold",
+    );
+    let id = h.body["hold_id"].as_str().unwrap().to_owned();
+    ok(
+        r.send(
+            Method::POST,
+            &format!("/v1/admin/points/holds/{id}/capture"),
+            &shop,
+            T0,
+            Some("c1"),
+            None,
+        )
+        .await,
+        "capture",
+    );
+    let h = ok(
+        r.send(
+            Method::POST,
+            "/v1/admin/points/holds",
+            &shop,
+            T0,
+            Some("h2"),
+            Some(&hold),
+        )
+        .await,
+        "hold",
+    );
+    let id = h.body["hold_id"].as_str().unwrap().to_owned();
+    ok(
+        r.send(
+            Method::POST,
+            &format!("/v1/admin/points/holds/{id}/release"),
+            &shop,
+            T0,
+            Some("r1"),
+            None,
+        )
+        .await,
+        "release",
+    );
+    // A reversal takes amy out of the capped tier (the seat is freed by a follow-up).
+    let refund = json!({ "grant_idempotency_key": "o-amy", "amount": 1500, "reason": "refund" });
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/admin/points/reversals",
+            &shop,
+            T0,
+            Some("rv1"),
+            Some(&refund),
+        )
+        .await,
+        "reversal",
+    );
+    // Check-ins, a make-up and the month view; the ledger and home screen.
+    let spring = json!({ "campaign_id": "spring" });
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/checkins",
+            &amy,
+            "2026-11-20T09:00:00+08:00",
+            Some("ci-20"),
+            Some(&spring),
+        )
+        .await,
+        "check-in",
+    );
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/checkins",
+            &amy,
+            "2026-11-22T09:00:00+08:00",
+            None,
+            Some(&spring),
+        )
+        .await,
+        "check-in",
+    );
+    let makeup = json!({ "campaign_id": "spring", "date": "2026-11-21" });
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/checkins/makeup",
+            &amy,
+            "2026-11-22T10:00:00+08:00",
+            Some("mk-21"),
+            Some(&makeup),
+        )
+        .await,
+        "make-up",
+    );
+    ok(
+        r.send(
+            Method::GET,
+            "/v1/checkins?campaign_id=spring",
+            &amy,
+            "2026-11-22T10:00:00+08:00",
+            None,
+            None,
+        )
+        .await,
+        "month",
+    );
+    for path in ["/v1/points", "/v1/me", "/v1/points/ledger?limit=5"] {
+        ok(
+            r.send(Method::GET, path, &amy, "2026-11-22T10:00:00+08:00", None, None)
+                .await,
+            path,
+        );
+    }
+    // A hold that times out, released by the next read; much later, expiry by a read.
+    let hold = json!({ "user_id": "amy", "amount": 10, "ref": "cart-2" });
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/admin/points/holds",
+            &shop,
+            "2026-11-22T10:00:00+08:00",
+            Some("h3"),
+            Some(&hold),
+        )
+        .await,
+        "hold",
+    );
+    ok(
+        r.send(
+            Method::GET,
+            "/v1/me",
+            &amy,
+            "2026-11-22T11:00:00+08:00",
+            None,
+            None,
+        )
+        .await,
+        "me after timeout",
+    );
+    ok(
+        r.send(
+            Method::GET,
+            "/v1/points/ledger",
+            &amy,
+            "2028-01-05T10:00:00+08:00",
+            None,
+            None,
+        )
+        .await,
+        "ledger after expiry",
+    );
+    ok(
+        r.send(
+            Method::GET,
+            "/v1/points",
+            &member_token("bob"),
+            "2028-01-05T10:00:00+08:00",
+            None,
+            None,
+        )
+        .await,
+        "points after expiry",
+    );
+}
+
+#[tokio::test]
+async fn every_call_of_every_function_is_allowed_by_its_policy() {
+    let env = TestEnv::new().await;
+    let r = Recorded::start(&env).await;
+    tour(&r).await;
+    let template = Template::load(&local_api::repo_root().join("template.yaml")).unwrap();
+    let mut seen_actions = BTreeSet::new();
+    for (function, proxy) in &r.proxies {
+        let allowed: BTreeSet<(String, &str)> = template.dynamodb_permissions(function).into_iter().collect();
+        let used = proxy.accesses();
+        assert!(
+            used.len() >= 3,
+            "{function} made too few kinds of calls for this test to mean anything: {used:?}"
+        );
+        for Access { action, resource } in &used {
+            assert!(
+                allowed.contains(&(action.clone(), *resource)),
+                "{function} calls dynamodb:{action} on the {resource}, which its policy in template.yaml does not allow"
+            );
+            seen_actions.insert(action.clone());
+        }
+    }
+    // The tour reached the calls that only production would refuse.
+    for action in [
+        "BatchGetItem",
+        "ConditionCheckItem",
+        "GetItem",
+        "PutItem",
+        "Query",
+    ] {
+        assert!(
+            seen_actions.contains(action),
+            "no {action} in the tour: {seen_actions:?}"
+        );
+    }
+    // Tier moves into and out of the capped tier happened (the ladder item was written by a
+    // member-facing function's follow-up, not only by admins).
+    let ladder_writes = r
+        .all()
+        .iter()
+        .filter(|c| c.operation == "TransactWriteItems" && c.body.contains(r#"{"S":"TIERS"}"#))
+        .count();
+    assert!(ladder_writes >= 2, "admissions and departures: {ladder_writes}");
+    for call in r.all().iter().filter(|c| c.operation == "Query") {
+        let q: Value = serde_json::from_str(&call.body).unwrap();
+        if q.get("IndexName").is_none() {
+            assert_eq!(
+                q["ConsistentRead"], true,
+                "a base-table Query that is not consistent: {}",
+                call.body
+            );
+        }
+    }
+    assert!(r.total() > 30);
+}
+
+/// The DynamoDB requests each route makes on its common path (warm or cold cache alike: the
+/// configuration items ride in the same batch read). A change that adds a round trip fails here.
+#[tokio::test]
+async fn each_route_makes_its_known_round_trips() {
+    let env = TestEnv::new().await;
+    let r = Recorded::start(&env).await;
+    let (admin, shop, cam) = (admin_token("ops"), service_token("shop"), member_token("cam"));
+    let expect = |ops: Vec<String>, want: &[&str], what: &str| {
+        let mut want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
+        want.sort();
+        assert_eq!(ops, want, "{what}");
+    };
+    let body = json!({ "user_id": "cam", "amount": 50, "reason": "paid", "ref": "o1" });
+    let (_, ops) = r
+        .ops(
+            Method::POST,
+            "/v1/admin/points/grants",
+            &shop,
+            T0,
+            Some("o1"),
+            Some(&body),
+        )
+        .await;
+    expect(
+        ops,
+        &["BatchGetItem", "TransactWriteItems"],
+        "grant: one read, one write",
+    );
+    let (_, ops) = r.ops(Method::POST, "/v1/checkins", &cam, T0, None, None).await;
+    expect(
+        ops,
+        &["BatchGetItem", "TransactWriteItems"],
+        "check-in: one read, one write",
+    );
+    let (_, ops) = r.ops(Method::POST, "/v1/checkins", &cam, T0, None, None).await;
+    expect(ops, &["BatchGetItem"], "a repeat check-in: one read");
+    let (_, ops) = r
+        .ops(
+            Method::POST,
+            "/v1/checkins/makeup",
+            &cam,
+            T0,
+            None,
+            Some(&json!({ "date": "2026-11-19" })),
+        )
+        .await;
+    expect(ops, &["BatchGetItem", "TransactWriteItems"], "make-up");
+    let (_, ops) = r.ops(Method::GET, "/v1/checkins", &cam, T0, None, None).await;
+    expect(
+        ops,
+        &["BatchGetItem", "Query"],
+        "month view: a read and a query, in parallel",
+    );
+    let (_, ops) = r.ops(Method::GET, "/v1/me", &cam, T0, None, None).await;
+    expect(ops, &["BatchGetItem"], "home screen: one read");
+    let (_, ops) = r.ops(Method::GET, "/v1/points", &cam, T0, None, None).await;
+    expect(ops, &["BatchGetItem"], "balance: one read");
+    let (_, ops) = r
+        .ops(Method::GET, "/v1/points/ledger", &cam, T0, None, None)
+        .await;
+    expect(ops, &["BatchGetItem", "Query"], "ledger page");
+    let hold = json!({ "user_id": "cam", "amount": 10, "ref": "cart" });
+    let (h, ops) = r
+        .ops(
+            Method::POST,
+            "/v1/admin/points/holds",
+            &shop,
+            T0,
+            Some("h1"),
+            Some(&hold),
+        )
+        .await;
+    expect(ops, &["BatchGetItem", "TransactWriteItems"], "hold");
+    let id = h.body["hold_id"].as_str().unwrap().to_owned();
+    let (_, ops) = r
+        .ops(
+            Method::POST,
+            &format!("/v1/admin/points/holds/{id}/capture"),
+            &shop,
+            T0,
+            Some("c1"),
+            None,
+        )
+        .await;
+    expect(
+        ops,
+        &["BatchGetItem", "GetItem", "TransactWriteItems"],
+        "capture: the hold's lookup first",
+    );
+    let refund = json!({ "grant_idempotency_key": "o1", "amount": 5, "reason": "refund" });
+    let (_, ops) = r
+        .ops(
+            Method::POST,
+            "/v1/admin/points/reversals",
+            &shop,
+            T0,
+            Some("rv"),
+            Some(&refund),
+        )
+        .await;
+    expect(
+        ops,
+        &["BatchGetItem", "GetItem", "TransactWriteItems"],
+        "reversal: the grant's lookup first",
+    );
+    let (_, ops) = r
+        .ops(
+            Method::POST,
+            "/v1/admin/points/grants",
+            &shop,
+            T0,
+            Some("o1"),
+            Some(&body),
+        )
+        .await;
+    expect(ops, &["BatchGetItem"], "a replayed grant: one read");
+    let tiers =
+        json!({ "tiers": [{ "name": "Member", "threshold": 0 }, { "name": "VIP", "threshold": 100 }] });
+    let (_, ops) = r
+        .ops(Method::PUT, "/v1/admin/tiers", &admin, T0, None, Some(&tiers))
+        .await;
+    expect(
+        ops,
+        &["GetItem", "GetItem", "TransactWriteItems"],
+        "put tiers: both configs, one checked write",
+    );
+    let window = json!({ "start": "2026-12-12T00:00:00+08:00", "end": "2026-12-13T00:00:00+08:00", "factor_bps": 20000 });
+    let (_, ops) = r
+        .ops(
+            Method::PUT,
+            "/v1/admin/multipliers/d12",
+            &admin,
+            T0,
+            None,
+            Some(&window),
+        )
+        .await;
+    expect(ops, &["GetItem", "GetItem", "TransactWriteItems"], "put window");
+    let (_, ops) = r
+        .ops(
+            Method::DELETE,
+            "/v1/admin/multipliers/d12",
+            &admin,
+            T0,
+            None,
+            None,
+        )
+        .await;
+    expect(ops, &["GetItem", "PutItem"], "delete window");
+    let (_, ops) = r
+        .ops(Method::GET, "/v1/admin/tiers", &admin, T0, None, None)
+        .await;
+    expect(ops, &["GetItem"], "get tiers");
+    let (_, ops) = r
+        .ops(Method::GET, "/v1/admin/multipliers", &admin, T0, None, None)
+        .await;
+    expect(ops, &["GetItem"], "get windows");
+    let campaign = json!({ "time_zone": "Asia/Shanghai", "ladder": [5] });
+    let (_, ops) = r
+        .ops(
+            Method::PUT,
+            "/v1/admin/checkin-campaigns/c1",
+            &admin,
+            T0,
+            None,
+            Some(&campaign),
+        )
+        .await;
+    expect(ops, &["PutItem"], "put campaign");
+    let (_, ops) = r
+        .ops(
+            Method::GET,
+            "/v1/admin/checkin-campaigns/c1",
+            &admin,
+            T0,
+            None,
+            None,
+        )
+        .await;
+    expect(ops, &["GetItem"], "get campaign");
+}
