@@ -1,0 +1,362 @@
+//! Transaction budgets: DynamoDB takes at most 100 actions and 4 MB in one transaction. Each
+//! operation is run on its worst case — a long-dormant account with every bucket expired and
+//! every hold timed out (`POINTS_VALIDITY_MONTHS=120`: 121 buckets), and the largest plan (a
+//! make-up joining runs across 10 milestones, with a tier move and 10 releases due) — through a
+//! recording proxy, and every transaction it sent is measured. Later features add theirs here.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Months, Utc};
+use e2e::fault::{Call, FaultProxy};
+use e2e::{TestApi, TestEnv, member_token, service_token};
+use reqwest::Method;
+use serde_json::{Value, json};
+use shared::domain::ledger::Reason;
+use shared::store::{Attribution, IdempotentCall, keys};
+use shared::{App, Config};
+
+const MAX_ACTIONS: usize = 100;
+const MAX_BYTES: usize = 4 * 1024 * 1024;
+/// Housekeeping actions an operation's own transaction may carry (10 postings).
+const MAX_INLINE_HOUSEKEEPING: usize = 20;
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn app(endpoint: &str, table: &str) -> App {
+    let config = Config::from_lookup(|name| match name {
+        "TABLE_NAME" => Some(table.to_owned()),
+        "CAMPAIGN_DEV_CLOCK" => Some("1".to_owned()),
+        "POINTS_VALIDITY_MONTHS" => Some("120".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    App::new(config, shared::store::local_client(endpoint))
+}
+
+fn call(key: &str) -> IdempotentCall {
+    IdempotentCall {
+        key: keys::idempotency("service:shop", key),
+        request_hash: "seed".into(),
+    }
+}
+
+/// 121 monthly grants from January 2026 (keys `seed-<user>-<month>`), then 20 one-point holds.
+async fn seed_dormant(app: &App, user: &str) {
+    let who = Attribution {
+        by: "service:shop".into(),
+        note: None,
+    };
+    let member = e2e::user(user);
+    let start = at("2026-01-10T04:00:00Z");
+    for month in 0..=120u32 {
+        let now = start.checked_add_months(Months::new(month)).unwrap();
+        let key = format!("seed-{user}-{month}");
+        app.store
+            .grant(
+                "service:shop",
+                &key,
+                &member,
+                100,
+                Reason::Grant,
+                &key,
+                &who,
+                &call(&key),
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    let last = start.checked_add_months(Months::new(120)).unwrap();
+    for i in 0..20 {
+        let key = format!("hold-{user}-{i}");
+        app.store
+            .hold(&member, 1, &key, &who, &call(&key), last)
+            .await
+            .unwrap();
+    }
+}
+
+/// The housekeeping actions (releases and expiries: a guard and an entry each) in a transaction.
+fn housekeeping_actions(body: &Value) -> usize {
+    body["TransactItems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| {
+            let key = item["Put"]["Item"]["business_key"]["S"]
+                .as_str()
+                .unwrap_or_default();
+            key.starts_with("release#") || key.starts_with("expire#")
+        })
+        .count()
+}
+
+/// Every transaction within DynamoDB's limits; returns the housekeeping actions of each.
+fn measure(calls: &[Call], what: &str) -> Vec<usize> {
+    calls
+        .iter()
+        .filter(|c| c.operation == "TransactWriteItems")
+        .map(|c| {
+            let body: Value = serde_json::from_str(&c.body).unwrap();
+            let actions = body["TransactItems"].as_array().unwrap().len();
+            assert!(actions <= MAX_ACTIONS, "{what}: {actions} actions");
+            assert!(c.body.len() < MAX_BYTES, "{what}: {} bytes", c.body.len());
+            housekeeping_actions(&body)
+        })
+        .collect()
+}
+
+async fn request(
+    api: &TestApi,
+    method: Method,
+    path: &str,
+    token: &str,
+    now: &str,
+    key: &str,
+    body: Option<Value>,
+) -> u16 {
+    let mut b = api
+        .request(method, path)
+        .bearer_auth(token)
+        .header("x-debug-now", now)
+        .header("idempotency-key", key);
+    if let Some(body) = body {
+        b = b.json(&body);
+    }
+    api.send(b).await.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_operation_on_a_long_dormant_account_fits_its_transactions() {
+    let env = TestEnv::new().await;
+    let seeder = app(&e2e::endpoint(), &env.table);
+    let ops = [
+        "points", "me", "ledger", "checkin", "makeup", "purchase", "hold", "reversal", "capture",
+    ];
+    e2e::concurrently(ops.len(), |i| {
+        let seeder = seeder.clone();
+        async move { seed_dormant(&seeder, &format!("d-{i}")).await }
+    })
+    .await;
+    // Every bucket ended by January 2046 and every hold timed out: 141 postings are due.
+    let now = "2047-01-10T12:00:00+08:00";
+    for (i, op) in ops.iter().enumerate() {
+        let proxy = FaultProxy::start(e2e::endpoint(), Arc::new(|_, _| None)).await;
+        let api = e2e::spawn_api(app(&proxy.endpoint, &env.table)).await;
+        let user = format!("d-{i}");
+        let member = member_token(&user);
+        let shop = service_token("shop");
+        let status = match *op {
+            "points" => request(&api, Method::GET, "/v1/points", &member, now, "k", None).await,
+            "me" => request(&api, Method::GET, "/v1/me", &member, now, "k", None).await,
+            "ledger" => request(&api, Method::GET, "/v1/points/ledger", &member, now, "k", None).await,
+            "checkin" => request(&api, Method::POST, "/v1/checkins", &member, now, "k", None).await,
+            "makeup" => {
+                let body = json!({ "date": "2047-01-09" });
+                request(
+                    &api,
+                    Method::POST,
+                    "/v1/checkins/makeup",
+                    &member,
+                    now,
+                    "k",
+                    Some(body),
+                )
+                .await
+            }
+            "purchase" => {
+                let body =
+                    json!({ "user_id": user, "order_amount_cents": 99_900, "reason": "paid", "ref": "o" });
+                request(
+                    &api,
+                    Method::POST,
+                    "/v1/admin/points/grants",
+                    &shop,
+                    now,
+                    "o",
+                    Some(body),
+                )
+                .await
+            }
+            "hold" => {
+                let body = json!({ "user_id": user, "amount": 1, "ref": "cart" });
+                request(
+                    &api,
+                    Method::POST,
+                    "/v1/admin/points/holds",
+                    &shop,
+                    now,
+                    "h",
+                    Some(body),
+                )
+                .await
+            }
+            "reversal" => {
+                let body = json!({ "grant_idempotency_key": format!("seed-{user}-120"), "reason": "refund" });
+                request(
+                    &api,
+                    Method::POST,
+                    "/v1/admin/points/reversals",
+                    &shop,
+                    now,
+                    "r",
+                    Some(body),
+                )
+                .await
+            }
+            "capture" => {
+                let id = shared_hold_id(&env, &user).await;
+                let path = format!("/v1/admin/points/holds/{id}/capture");
+                request(&api, Method::POST, &path, &shop, now, "c", None).await
+            }
+            other => unreachable!("{other}"),
+        };
+        // Everything expired: holds, make-ups and captures are refused after the housekeeping.
+        let refused = matches!(*op, "makeup" | "hold" | "capture");
+        assert_eq!(status, if refused { 409 } else { 200 }, "{op}");
+        let per_tx = measure(&proxy.all(), op);
+        // The oldest commit first in chunks of 45 postings until at most 10 are left, which go
+        // with the operation's own transaction (a read commits them on their own; a refused
+        // operation leaves them due for the next read).
+        assert_eq!(&per_tx[..3], &[90, 90, 90], "{op}: {per_tx:?}");
+        if status == 409 {
+            assert_eq!(
+                per_tx.len(),
+                3,
+                "{op}: a refusal writes nothing of its own: {per_tx:?}"
+            );
+            continue;
+        }
+        assert_eq!(
+            per_tx.iter().sum::<usize>(),
+            2 * 141,
+            "{op}: every due posting once: {per_tx:?}"
+        );
+        assert_eq!(per_tx.len(), 4, "{op}: {per_tx:?}");
+        let own = per_tx[3];
+        assert!(
+            own <= MAX_INLINE_HOUSEKEEPING,
+            "{op}: {own} housekeeping actions in its own transaction"
+        );
+    }
+}
+
+/// Any hold id of `user` (they are all timed out by the time it is used).
+async fn shared_hold_id(env: &TestEnv, user: &str) -> String {
+    let page = env
+        .app
+        .store
+        .ledger_page(&e2e::user(user), 100, None)
+        .await
+        .unwrap();
+    page.entries
+        .iter()
+        .find_map(|e| e.hold_id.clone())
+        .expect("a hold entry")
+}
+
+#[tokio::test]
+async fn the_largest_plan_fits_one_transaction() {
+    let env = TestEnv::new().await;
+    let proxy = FaultProxy::start(e2e::endpoint(), Arc::new(|_, _| None)).await;
+    let api = e2e::spawn_api(app(&proxy.endpoint, &env.table)).await;
+    let (admin, shop, max) = (
+        e2e::admin_token("ops"),
+        service_token("shop"),
+        member_token("max"),
+    );
+    // Ten milestones at 11…20 days; a make-up joining two 10-day runs reaches all of them.
+    let milestones: Vec<Value> = (11..=20).map(|d| json!({ "days": d, "points": 1 })).collect();
+    let campaign = json!({ "time_zone": "Asia/Shanghai", "ladder": [1], "milestones": milestones,
+                           "makeup": { "lookback_days": 31, "max_per_month": 5, "cost": 1 } });
+    let put = api
+        .send_json(
+            Method::PUT,
+            "/v1/admin/checkin-campaigns/big",
+            &admin,
+            "2026-11-01T09:00:00+08:00",
+            &campaign,
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    // 475 + 20 check-ins = 495 growth: the milestones' 10 points move the member to Ordinary (500).
+    let grant = json!({ "user_id": "max", "amount": 475, "reason": "seed", "ref": "seed" });
+    assert_eq!(
+        request(
+            &api,
+            Method::POST,
+            "/v1/admin/points/grants",
+            &shop,
+            "2026-11-01T09:00:00+08:00",
+            "seed",
+            Some(grant)
+        )
+        .await,
+        200
+    );
+    let day = |d: u32| format!("2026-11-{d:02}T09:00:00+08:00");
+    for d in (1..=10).chain(12..=21) {
+        let body = json!({ "campaign_id": "big" });
+        assert_eq!(
+            request(
+                &api,
+                Method::POST,
+                "/v1/checkins",
+                &max,
+                &day(d),
+                &format!("ci{d}"),
+                Some(body)
+            )
+            .await,
+            200
+        );
+    }
+    // Ten holds that time out just before the make-up: ten releases due, all inline.
+    for i in 0..10 {
+        let body = json!({ "user_id": "max", "amount": 1, "ref": format!("cart-{i}") });
+        let status = request(
+            &api,
+            Method::POST,
+            "/v1/admin/points/holds",
+            &shop,
+            "2026-11-21T09:00:00+08:00",
+            &format!("h{i}"),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let before = proxy.total();
+    let body = json!({ "campaign_id": "big", "date": "2026-11-11" });
+    let reply = api
+        .send(
+            api.request(Method::POST, "/v1/checkins/makeup")
+                .bearer_auth(&max)
+                .header("x-debug-now", "2026-11-21T10:00:00+08:00")
+                .header("idempotency-key", "mk")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["milestones"].as_array().unwrap().len(), 10);
+    let calls = proxy.since(before);
+    let per_tx = measure(&calls, "make-up");
+    assert_eq!(per_tx, vec![20], "one transaction with the ten releases inline");
+    let tx: Value = serde_json::from_str(
+        &calls
+            .iter()
+            .rfind(|c| c.operation == "TransactWriteItems")
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    let actions = tx["TransactItems"].as_array().unwrap().len();
+    // 20 housekeeping + 2 cost + 20 milestones + 2 tier move + account + day + streak + answer.
+    assert_eq!(actions, 48, "{tx}");
+    let me = api
+        .get("/v1/me", Some(&max), Some("2026-11-21T10:00:00+08:00"))
+        .await;
+    assert_eq!(me.body["tier"]["name"], "Ordinary");
+}
