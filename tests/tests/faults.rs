@@ -528,3 +528,34 @@ fn the_default_deadline_ends_inside_the_lambda_timeout() {
         );
     }
 }
+
+/// A ladder change is a transaction (the windows' version is checked with it): a conflict on it
+/// is retried like any lost race.
+#[tokio::test]
+async fn a_ladder_change_meeting_a_transaction_is_retried() {
+    let env = TestEnv::new().await;
+    let proxy = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, nth| (op == "TransactWriteItems" && nth < 2).then_some(Fault::TransactionConflict)),
+    )
+    .await;
+    let api = through(&proxy, &env).await;
+    let tiers =
+        json!({ "tiers": [{ "name": "Member", "threshold": 0 }, { "name": "VIP", "threshold": 100 }] });
+    let put = api
+        .send_json(
+            reqwest::Method::PUT,
+            "/v1/admin/tiers",
+            &e2e::admin_token("ops"),
+            "2026-11-23T09:00:00+08:00",
+            &tiers,
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert_eq!(proxy.calls("TransactWriteItems"), 3);
+    assert_eq!(
+        env.app.store.tier_state().await.unwrap().version,
+        1,
+        "written once"
+    );
+}

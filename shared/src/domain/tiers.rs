@@ -522,6 +522,20 @@ mod tests {
         }
     }
 
+    /// `n` windows on 11 November 2026 (UTC) of `factor_bps` for both reasons.
+    fn singles_day(n: usize, factor_bps: u32) -> Vec<MultiplierWindow> {
+        (0..n)
+            .map(|_| {
+                window(
+                    "2026-11-11T00:00:00Z",
+                    "2026-11-12T00:00:00Z",
+                    factor_bps,
+                    default_reasons(),
+                )
+            })
+            .collect()
+    }
+
     fn windows(list: Vec<MultiplierWindow>) -> Multipliers {
         Multipliers {
             windows: list
@@ -535,16 +549,7 @@ mod tests {
 
     #[test]
     fn at_most_eight_windows_overlap_for_one_reason() {
-        let eight: Vec<_> = (0..8)
-            .map(|_| {
-                window(
-                    "2026-11-11T00:00:00Z",
-                    "2026-11-12T00:00:00Z",
-                    10_000,
-                    default_reasons(),
-                )
-            })
-            .collect();
+        let eight = singles_day(8, 10_000);
         assert_eq!(windows(eight.clone()).check_stacking(ONE_BPS), Ok(()));
         let mut nine = eight.clone();
         nine.push(window(
@@ -689,18 +694,7 @@ mod tests {
         // More than nine factors cannot be weighed exactly: refused (price takes at most eight windows).
         assert_eq!(apply_factors(1, &[10_000; 10]), Err(DomainError::Overflow));
         // Legacy data with more than eight active windows still prices (the first eight count).
-        let many = windows(
-            (0..12)
-                .map(|_| {
-                    window(
-                        "2026-11-11T00:00:00Z",
-                        "2026-11-12T00:00:00Z",
-                        10_000,
-                        default_reasons(),
-                    )
-                })
-                .collect(),
-        );
+        let many = windows(singles_day(12, 10_000));
         let p = price(
             earn(Reason::Checkin, 5),
             &TierConfig::default().tiers[0],

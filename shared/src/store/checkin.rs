@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::points::{replay, to_json};
 use super::tx::{put_if_absent, put_versioned};
 use super::{
-    Decision, Idempotency, IdempotencyRecord, IdempotentCall, Key, OnConflict, Plan, Respond, Snapshot,
-    Store, StoreError, TxOutcome, Write,
+    Decision, IdempotencyRecord, IdempotentCall, Key, OnConflict, Plan, Respond, Snapshot, Store, StoreError,
+    TxOutcome, Write,
 };
 use super::{classify, from_item, keys, to_item_with_key};
 use crate::domain::checkin::{
@@ -166,16 +166,13 @@ fn answer_plan<T: WithBalance + Clone>(
         stored.set_balance(account.balance);
         to_json(&stored)
     });
-    Decision::Write(Plan {
+    Decision::Write(Plan::idempotent(
         postings,
         writes,
-        idempotency: Some(Idempotency {
-            key: call.key.clone(),
-            request_hash: call.request_hash.clone(),
-            respond,
-        }),
-        output: Answer::Fresh(answer),
-    })
+        call,
+        respond,
+        Answer::Fresh(answer),
+    ))
 }
 
 /// The JSON answer of a member write, or `None` when its business key was taken by another

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::tx::{put_if_absent, put_versioned};
 use super::{
-    Decision, Idempotency, IdempotencyRecord, Key, OnConflict, Plan, Respond, Snapshot, Store, StoreError,
-    TxOutcome, Write, classify, from_item, keys, to_item_with_key,
+    Decision, IdempotencyRecord, Key, OnConflict, Plan, Respond, Snapshot, Store, StoreError, TxOutcome,
+    Write, classify, from_item, keys, to_item_with_key,
 };
 use crate::domain::ledger::{self, Kind, LedgerEntry, Posting, Reason};
 use crate::domain::tiers::{MultiplierWindow, Multipliers, TierConfig, TierState};
@@ -95,16 +95,9 @@ impl Store {
                     return Ok(Decision::Nothing(Some(record)));
                 }
                 let (postings, writes, respond) = decide(snapshot)?;
-                Ok(Decision::Write(Plan {
-                    postings,
-                    writes,
-                    idempotency: Some(Idempotency {
-                        key: call.key.clone(),
-                        request_hash: call.request_hash.clone(),
-                        respond,
-                    }),
-                    output: None,
-                }))
+                Ok(Decision::Write(Plan::idempotent(
+                    postings, writes, call, respond, None,
+                )))
             })
             .await?;
         match outcome {

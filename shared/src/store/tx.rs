@@ -113,6 +113,27 @@ impl<T> Plan<T> {
             output,
         }
     }
+
+    /// A plan whose answer (`respond`) is stored under the call's `Idempotency-Key` in the same
+    /// transaction.
+    pub fn idempotent(
+        postings: Vec<Posting>,
+        writes: Vec<Write>,
+        call: &super::IdempotentCall,
+        respond: Respond,
+        output: T,
+    ) -> Self {
+        Self {
+            postings,
+            writes,
+            idempotency: Some(Idempotency {
+                key: call.key.clone(),
+                request_hash: call.request_hash.clone(),
+                respond,
+            }),
+            output,
+        }
+    }
 }
 
 /// The outcome of `decide`.

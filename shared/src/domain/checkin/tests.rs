@@ -42,6 +42,23 @@ fn the_default_campaign_is_valid_and_cycles() {
 }
 
 #[test]
+fn a_campaign_has_at_most_ten_milestones() {
+    let with = |n: u32| {
+        let mut c = CampaignConfig::default_daily();
+        c.milestones = (1..=n).map(|days| Milestone { days, points: 1 }).collect();
+        c.validate("x")
+    };
+    assert_eq!(with(MAX_MILESTONES as u32).unwrap().milestones.len(), 10);
+    assert!(matches!(
+        with(MAX_MILESTONES as u32 + 1).unwrap_err(),
+        DomainError::Invalid {
+            field: "milestones",
+            ..
+        }
+    ));
+}
+
+#[test]
 fn invalid_configs_are_refused() {
     let base = CampaignConfig::default_daily();
     let bad = |f: &dyn Fn(&mut CampaignConfig)| {
