@@ -421,7 +421,7 @@ async fn a_contended_ladder_never_fails_the_purchase_and_the_next_read_admits() 
                 .unwrap(),
         ],
     };
-    env.app.store.put_tiers(tiers).await.unwrap();
+    env.app.store.put_tiers(tiers, e2e::fixed_now()).await.unwrap();
     let ladder_item = r#"{"S":"TIERS"}"#;
     let proxy = FaultProxy::start_matching(
         e2e::endpoint(),
@@ -558,4 +558,41 @@ async fn a_ladder_change_meeting_a_transaction_is_retried() {
         1,
         "written once"
     );
+}
+
+/// A window deletion whose answer is lost: the SDK's retry of the conditional put fails its
+/// condition (the first one committed). The delete happened, so it answers 200, not 404.
+#[tokio::test]
+async fn a_deletion_whose_answer_was_lost_still_answers_deleted() {
+    let env = TestEnv::new().await;
+    let window = shared::domain::tiers::MultiplierWindow {
+        start: "2026-12-12T00:00:00+08:00".parse().unwrap(),
+        end: "2026-12-13T00:00:00+08:00".parse().unwrap(),
+        factor_bps: 20_000,
+        reasons: vec![shared::domain::ledger::Reason::Purchase],
+    };
+    env.app
+        .store
+        .put_multiplier("d12", window, e2e::fixed_now())
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, nth| (op == "PutItem" && nth == 0).then_some(Fault::LoseResponse)),
+    )
+    .await;
+    let api = through(&proxy, &env).await;
+    let reply = api
+        .send_json(
+            reqwest::Method::DELETE,
+            "/v1/admin/multipliers/d12",
+            &e2e::admin_token("ops"),
+            "2026-11-23T09:00:00+08:00",
+            &json!(null),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["deleted"], true);
+    assert!(proxy.calls("PutItem") >= 2, "the lost answer was retried");
+    assert!(env.app.store.multipliers().await.unwrap().windows.is_empty());
 }

@@ -46,7 +46,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         "POST /v1/admin/points/holds/{hold_id}/release" => settle(app, req, now, false).await,
         "POST /v1/admin/points/reversals" => reverse(app, req, now).await,
         "GET /v1/admin/tiers" => get_tiers(app, req).await,
-        "PUT /v1/admin/tiers" => put_tiers(app, req).await,
+        "PUT /v1/admin/tiers" => put_tiers(app, req, now).await,
         "GET /v1/admin/multipliers" => get_multipliers(app, req).await,
         "PUT /v1/admin/multipliers/{multiplier_id}" => put_multiplier(app, req, now).await,
         "DELETE /v1/admin/multipliers/{multiplier_id}" => delete_multiplier(app, req, now).await,
@@ -260,10 +260,10 @@ async fn get_tiers(app: &App, req: &Request) -> Result<Response, ApiError> {
     })
 }
 
-async fn put_tiers(app: &App, req: &Request) -> Result<Response, ApiError> {
+async fn put_tiers(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
     http::admin(req)?;
     let config: TierConfig = http::json_body(req)?;
-    let state = app.store.put_tiers(config).await?;
+    let state = app.store.put_tiers(config, now).await?;
     http::ok(&TiersResponse {
         config: state.config(),
         seats: state.seats,

@@ -12,8 +12,12 @@ use super::ids::validate_slug;
 
 /// A make-up may reach back at most this many days; runs ending earlier can never change again.
 pub const MAX_LOOKBACK_DAYS: u32 = 31;
-/// Milestones a campaign may have.
+/// Milestones a campaign may be given (`PUT`): a make-up joining runs across all of them stays
+/// one small transaction.
 pub const MAX_MILESTONES: usize = 10;
+/// Milestones a stored campaign may have: campaigns stored before the limit above (up to 50) keep
+/// working.
+const MAX_STORED_MILESTONES: usize = 50;
 const MAX_POINTS: i64 = 1_000_000;
 pub const DEFAULT_CAMPAIGN: &str = "daily";
 
@@ -107,7 +111,18 @@ fn in_points_range(field: &'static str, v: i64, min: i64) -> Result<(), DomainEr
 }
 
 impl CampaignConfig {
+    /// Validates a campaign an admin is storing.
     pub fn validate(&self, id: &str) -> Result<Campaign, DomainError> {
+        self.check(id, MAX_MILESTONES)
+    }
+
+    /// Validates a campaign read back from the store: the rules of today, except that one stored
+    /// with up to 50 milestones (the limit before there were 10) is still served.
+    pub fn validate_stored(&self, id: &str) -> Result<Campaign, DomainError> {
+        self.check(id, MAX_STORED_MILESTONES)
+    }
+
+    fn check(&self, id: &str, max_milestones: usize) -> Result<Campaign, DomainError> {
         validate_slug("campaign_id", id)?;
         let zone: Tz = self.time_zone.parse().map_err(|_| {
             DomainError::invalid(
@@ -132,10 +147,10 @@ impl CampaignConfig {
             }
         };
         // A make-up can join runs across several milestones; ten keep its transaction small.
-        if self.milestones.len() > MAX_MILESTONES {
+        if self.milestones.len() > max_milestones {
             return Err(DomainError::invalid(
                 "milestones",
-                format!("at most {MAX_MILESTONES}"),
+                format!("at most {max_milestones}"),
             ));
         }
         let mut milestones = BTreeMap::new();

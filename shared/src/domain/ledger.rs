@@ -147,6 +147,13 @@ pub struct BucketHistory {
     pub expired: i64,
 }
 
+/// The oldest bucket whose history still counts on `today`.
+fn history_horizon(today: NaiveDate) -> NaiveDate {
+    today
+        .checked_sub_months(Months::new(HISTORY_MONTHS))
+        .unwrap_or(NaiveDate::MIN)
+}
+
 /// Months a bucket's history is kept after its last day. A reversal of a grant whose bucket
 /// ended longer ago than this forgives the whole amount: those points are long gone.
 pub const HISTORY_MONTHS: u32 = 24;
@@ -155,11 +162,15 @@ pub const HISTORY_MONTHS: u32 = 24;
 /// have expired already, and is therefore forgiven rather than taken from the member's other
 /// points: nothing while the bucket is valid; after its end, the bucket's expired share,
 /// `⌈amount × expired ÷ earned⌉` (rounded in the member's favour; all of it for the last of the
-/// bucket's earnings). Once every grant of a bucket is reversed, exactly what expired from it
-/// has been forgiven.
+/// bucket's earnings). Once all of a bucket's earnings are reversed, exactly what expired from
+/// it has been forgiven. A bucket that ended more than [`HISTORY_MONTHS`] ago, or one without
+/// history (it ended before histories were kept), counts as all expired.
 pub fn forgiven_part(account: &Account, bucket: NaiveDate, amount: i64, today: NaiveDate) -> i64 {
     if bucket >= today || amount <= 0 {
         return 0;
+    }
+    if bucket < history_horizon(today) {
+        return amount;
     }
     let Some(h) = account.history.get(&bucket) else {
         return amount;
@@ -470,11 +481,7 @@ pub fn apply(
             let history = next.history.entry(*bucket).or_default();
             history.expired = overflow(history.expired.checked_add(left))?;
             // Histories older than a reversal can still use are dropped (the item stays small).
-            let horizon = rules
-                .today(now)
-                .checked_sub_months(Months::new(HISTORY_MONTHS))
-                .unwrap_or(NaiveDate::MIN);
-            next.history = next.history.split_off(&horizon);
+            next.history = next.history.split_off(&history_horizon(rules.today(now)));
         }
         Kind::TierChange { to } => next.tier = Some(to.clone()),
     }

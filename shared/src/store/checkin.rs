@@ -223,7 +223,7 @@ fn campaign_from(id: &str, stored: Option<CampaignConfig>) -> Result<Campaign, c
     match stored {
         // A stored config was valid when stored; if it no longer validates that is our fault (a
         // rule or the zone data changed), not the member's: 500, without the config's details.
-        Some(config) => config.validate(id).map_err(|e| {
+        Some(config) => config.validate_stored(id).map_err(|e| {
             StoreError::Internal(format!("stored campaign {id} no longer validates: {e}")).into()
         }),
         None if id == DEFAULT_CAMPAIGN => Ok(CampaignConfig::default_daily().validate(id)?),

@@ -370,14 +370,17 @@ impl Store {
     /// Replaces the tier ladder, keeping the seat counts (version-checked read-modify-write). The
     /// multiplier windows are re-checked against the new highest tier multiplier (422 if they
     /// would stack above 100×), in the same transaction as a condition on their version.
-    pub async fn put_tiers(&self, config: TierConfig) -> Result<TierState, crate::Error> {
+    pub async fn put_tiers(&self, config: TierConfig, now: DateTime<Utc>) -> Result<TierState, crate::Error> {
         config.validate()?;
         for attempt in 0..CONFIG_ATTEMPTS {
             if attempt > 0 {
                 self.pause(attempt).await;
             }
             let (state, multipliers) = tokio::try_join!(self.tier_state(), self.multipliers())?;
-            multipliers
+            // Windows that have ended multiply nothing: they do not count against the new ladder.
+            let mut current = multipliers.clone();
+            current.prune(now);
+            current
                 .check_stacking(config.max_multiplier_bps())
                 .map_err(|reason| DomainError::invalid("tiers", reason))?;
             // Seats are counted while a tier is capped; a tier without a cap drops its count.
@@ -464,7 +467,12 @@ impl Store {
             let mut all = self.multipliers().await?;
             let version = all.version;
             if all.windows.remove(id).is_none() {
-                return Err(DomainError::NotFound("multiplier").into());
+                // Gone after a lost race: ours (a retry of a put whose answer was lost) or another
+                // admin's. Either way the window is deleted, which is what was asked.
+                return match attempt {
+                    0 => Err(DomainError::NotFound("multiplier").into()),
+                    _ => Ok(()),
+                };
             }
             all.prune(now);
             all.version += 1;

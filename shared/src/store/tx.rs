@@ -396,13 +396,30 @@ impl Store {
             .transact_write_items()
             .set_transact_items(Some(actions))
             .send();
-        match self.bounded(call).await? {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(_)) => Ok(false),
-                Some(e) if e.code() == Some("TransactionConflictException") => Ok(false),
-                _ => Err(classify(err).into()),
-            },
+        let err = match self.bounded(call).await? {
+            Ok(_) => return Ok(true),
+            Err(err) => err,
+        };
+        match err.as_service_error() {
+            // The account moved, or another transaction held it: read again, like any lost race.
+            Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
+                for reason in cancel.cancellation_reasons() {
+                    match reason.code() {
+                        None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict") => {}
+                        Some(code @ ("ThrottlingError" | "ProvisionedThroughputExceeded")) => {
+                            return Err(StoreError::Unavailable(code.to_owned()).into());
+                        }
+                        Some(other) => {
+                            return Err(
+                                StoreError::Internal(format!("housekeeping cancelled: {other}")).into()
+                            );
+                        }
+                    }
+                }
+                Ok(false)
+            }
+            Some(e) if e.code() == Some("TransactionConflictException") => Ok(false),
+            _ => Err(classify(err).into()),
         }
     }
 

@@ -56,6 +56,12 @@ fn a_campaign_has_at_most_ten_milestones() {
             ..
         }
     ));
+    // A campaign stored before the limit (at most 50 then) is still served.
+    let mut old = CampaignConfig::default_daily();
+    old.milestones = (1..=50).map(|days| Milestone { days, points: 1 }).collect();
+    assert_eq!(old.validate_stored("x").unwrap().milestones.len(), 50);
+    old.milestones.push(Milestone { days: 51, points: 1 });
+    assert!(old.validate_stored("x").is_err());
 }
 
 #[test]

@@ -399,7 +399,7 @@ proptest! {
         let mut entries: Vec<LedgerEntry> = Vec::new();
         // Each grant's bucket and what is left of it to reverse.
         let mut grants: Vec<(NaiveDate, i64)> = Vec::new();
-        // Buckets a reversal found without history (ended over HISTORY_MONTHS ago): all forgiven.
+        // Buckets a reversal found beyond their history (ended over HISTORY_MONTHS ago): all forgiven.
         let mut beyond_history: std::collections::BTreeSet<NaiveDate> = std::collections::BTreeSet::new();
         let mut hold_ids: Vec<String> = Vec::new();
         let mut deadlines = BTreeMap::new();
@@ -431,7 +431,8 @@ proptest! {
                 }),
                 Op::Reverse(n, g) => grants.get(*g).filter(|(_, left)| *left > 0).map(|(b, left)| {
                     let take = (*n).min(*left);
-                    if *b < today && !account.history.contains_key(b) {
+                    let horizon = today.checked_sub_months(Months::new(HISTORY_MONTHS)).unwrap();
+                    if *b < today && (*b < horizon || !account.history.contains_key(b)) {
                         beyond_history.insert(*b);
                     }
                     let forgiven = forgiven_part(&account, *b, take, today);
@@ -619,8 +620,20 @@ fn a_refund_after_expiry_forgives_the_grants_expired_share() {
     };
     assert_eq!(forgiven_part(&c, nov, 1, day("2028-01-01")), 1);
     assert_eq!(forgiven_part(&c, nov, 3, day("2028-01-01")), 1);
-    // Beyond the kept history the whole amount counts as expired; nothing forgiven for zero.
+    // Beyond the kept history the whole amount counts as expired, even where the history has
+    // not been pruned yet (that happens at the next expiry); nothing forgiven for zero.
     assert_eq!(forgiven_part(&Account::default(), nov, 25, day("2030-01-01")), 25);
+    assert_eq!(
+        forgiven_part(&c, nov, 1, day("2029-11-30")),
+        1,
+        "24 months after: still its share"
+    );
+    assert_eq!(forgiven_part(&c, nov, 2, day("2029-11-30")), 1);
+    assert_eq!(
+        forgiven_part(&c, nov, 2, day("2029-12-01")),
+        2,
+        "older: all of it"
+    );
     assert_eq!(forgiven_part(&c, nov, 0, day("2028-01-01")), 0);
 }
 
