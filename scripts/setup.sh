@@ -68,4 +68,12 @@ for tool in fmt clippy; do
     rustup component add "$( [ "$tool" = fmt ] && echo rustfmt || echo clippy )"
   fi
 done
+# --- cargo-mutants (only for scripts/mutants.sh) ------------------------------------------------
+if [ "${WITH_MUTANTS:-0}" = 1 ]; then
+  mutants_version() { "$1" mutants --version 2>/dev/null | awk '{print $2}'; }
+  if [ "$(mutants_version "$LOCAL/tools/bin/cargo-mutants")" != "$CARGO_MUTANTS_VERSION" ]; then
+    say "installing cargo-mutants $CARGO_MUTANTS_VERSION into $LOCAL/tools (a few minutes, once)"
+    cargo install --quiet --locked --root "$LOCAL/tools" cargo-mutants --version "$CARGO_MUTANTS_VERSION"
+  fi
+fi
 say "ready"

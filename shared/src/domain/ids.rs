@@ -81,6 +81,16 @@ mod tests {
     }
 
     #[test]
+    fn a_user_id_is_its_text_everywhere() {
+        let u = UserId::parse("auth0|abc").unwrap();
+        assert_eq!((u.as_str(), u.to_string()), ("auth0|abc", "auth0|abc".to_owned()));
+        assert_eq!(serde_json::to_string(&u).unwrap(), r#""auth0|abc""#);
+        assert_eq!(String::from(u.clone()), "auth0|abc");
+        assert_eq!(serde_json::from_str::<UserId>(r#""auth0|abc""#).unwrap(), u);
+        assert!(serde_json::from_str::<UserId>(r##""a#b""##).is_err());
+    }
+
+    #[test]
     fn slugs() {
         assert!(validate_slug("id", "daily").is_ok());
         assert!(validate_slug("id", "spring_2026-a").is_ok());

@@ -735,6 +735,102 @@ mod tests {
         }
     }
 
+    fn ladder_with(f: impl Fn(&mut TierConfig)) -> Result<(), DomainError> {
+        let mut c = TierConfig::default();
+        f(&mut c);
+        c.validate()
+    }
+
+    #[test]
+    fn the_exact_limits_of_a_ladder() {
+        let tier = |i: i64| TierDef {
+            name: format!("T{i}"),
+            threshold: i * 10,
+            multiplier_bps: ONE_BPS,
+            extra_daily_spins: 0,
+            max_members: None,
+        };
+        assert!(ladder_with(|c| c.tiers = (0..20).map(tier).collect()).is_ok());
+        assert!(ladder_with(|c| c.tiers = (0..21).map(tier).collect()).is_err());
+        assert!(ladder_with(|c| c.tiers[4].threshold = 1_000_000_000_000).is_ok());
+        assert!(ladder_with(|c| c.tiers[4].threshold = 1_000_000_000_001).is_err());
+        assert!(ladder_with(|c| c.tiers[4].multiplier_bps = MAX_FACTOR_BPS).is_ok());
+        assert!(ladder_with(|c| c.tiers[4].multiplier_bps = MAX_FACTOR_BPS + 1).is_err());
+        assert!(ladder_with(|c| c.tiers[4].extra_daily_spins = 100).is_ok());
+        assert!(ladder_with(|c| c.tiers[4].extra_daily_spins = 101).is_err());
+    }
+
+    #[test]
+    fn tier_names_are_1_to_32_letters_digits_spaces_dashes_underscores() {
+        for good in ["Black Card", "tier-2", "tier_3", "V", &"x".repeat(32)] {
+            assert!(
+                ladder_with(|c| c.tiers[1].name = good.to_owned()).is_ok(),
+                "{good:?}"
+            );
+        }
+        for bad in ["", "Gold#", "a.b", "Gold!", &"x".repeat(33)] {
+            assert!(
+                ladder_with(|c| c.tiers[1].name = bad.to_owned()).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tier_without_a_multiplier_earns_at_one() {
+        let t: TierDef = serde_json::from_str(r#"{"name": "VIP", "threshold": 100}"#).unwrap();
+        assert_eq!(
+            (t.multiplier_bps, t.extra_daily_spins, t.max_members),
+            (ONE_BPS, 0, None)
+        );
+        assert_eq!(TierConfig::default().max_multiplier_bps(), 15_000);
+        let stored = TierState {
+            config: Some(TierConfig {
+                tiers: vec![t.clone()],
+            }),
+            ..TierState::default()
+        };
+        assert_eq!(
+            stored.config().tiers,
+            vec![t],
+            "the stored ladder, not the default"
+        );
+    }
+
+    #[test]
+    fn the_exact_limits_of_a_window_factor() {
+        let w = |f| {
+            window(
+                "2026-11-11T00:00:00Z",
+                "2026-11-12T00:00:00Z",
+                f,
+                default_reasons(),
+            )
+        };
+        assert!(w(1).validate().is_ok());
+        assert!(w(MAX_FACTOR_BPS).validate().is_ok());
+        assert!(w(0).validate().is_err());
+        assert!(w(MAX_FACTOR_BPS + 1).validate().is_err());
+    }
+
+    #[test]
+    fn only_plain_credits_are_priced() {
+        let gold = TierConfig::default().tiers[2].clone();
+        let m = Multipliers::default();
+        let now = at("2026-11-11T00:00:00Z");
+        // A release that happens to carry an earn reason is not an earning: never multiplied.
+        let release =
+            Posting::new(10, Reason::Purchase, "r", "k").with_kind(Kind::Release { hold_id: "h".into() });
+        assert_eq!(price(release.clone(), &gold, &m, now).unwrap(), Some(release));
+        assert_eq!(
+            price(earn(Reason::Purchase, 10), &gold, &m, now)
+                .unwrap()
+                .unwrap()
+                .delta,
+            11
+        );
+    }
+
     #[test]
     fn windows_only_multiply_earnings() {
         let w = |reasons| MultiplierWindow {

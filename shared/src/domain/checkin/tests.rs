@@ -575,3 +575,128 @@ proptest! {
         }
     }
 }
+
+// ---- Promises pinned by mutation testing ------------------------------------------------------
+
+fn config_with(f: impl Fn(&mut CampaignConfig)) -> Result<Campaign, DomainError> {
+    let mut c = CampaignConfig::default_daily();
+    f(&mut c);
+    c.validate("x")
+}
+
+#[test]
+fn the_exact_limits_of_a_campaign_config() {
+    assert!(config_with(|c| c.ladder = vec![1; 365]).is_ok());
+    assert!(config_with(|c| c.ladder = vec![1; 366]).is_err());
+    assert!(config_with(|c| c.makeup.lookback_days = MAX_LOOKBACK_DAYS).is_ok());
+    assert!(config_with(|c| c.makeup.lookback_days = MAX_LOOKBACK_DAYS + 1).is_err());
+    assert!(config_with(|c| c.makeup.max_per_month = 31).is_ok());
+    assert!(config_with(|c| c.makeup.max_per_month = 32).is_err());
+    // A one-day campaign: start and end on the same date.
+    let one_day = config_with(|c| {
+        c.start_date = Some("2026-12-24".into());
+        c.end_date = Some("2026-12-24".into());
+    })
+    .unwrap();
+    assert_eq!(
+        (one_day.start, one_day.end),
+        (Some(date("2026-12-24")), Some(date("2026-12-24")))
+    );
+    assert!(
+        config_with(|c| {
+            c.start_date = Some("2026-12-24".into());
+            c.end_date = Some("2026-12-23".into());
+        })
+        .is_err()
+    );
+}
+
+#[test]
+fn a_campaigns_first_day_can_be_made_up() {
+    let c = config_with(|c| c.start_date = Some("2026-11-20".into())).unwrap();
+    let now = instant("2026-11-22T12:00:00+08:00");
+    assert!(make_up(&c, &StreakState::default(), date("2026-11-20"), now).is_ok());
+    assert_eq!(
+        make_up(&c, &StreakState::default(), date("2026-11-19"), now).unwrap_err(),
+        DomainError::OutsideMakeupWindow { lookback_days: 7 }
+    );
+}
+
+#[test]
+fn the_monthly_makeup_limit_survives_a_checkin() {
+    let c = config_with(|c| c.makeup.max_per_month = 1).unwrap();
+    let s = StreakState::default();
+    let (_, _, s) = checkin_at(&c, &s, "2026-11-20T09:00:00+08:00");
+    let s = make_up(&c, &s, date("2026-11-19"), instant("2026-11-20T10:00:00+08:00"))
+        .unwrap()
+        .insertion
+        .state;
+    // A check-in the next day rewrites the state; this month's make-up still counts.
+    let (_, _, s) = checkin_at(&c, &s, "2026-11-21T09:00:00+08:00");
+    assert_eq!(s.makeups_in(date("2026-11-21")), 1);
+    assert_eq!(
+        make_up(&c, &s, date("2026-11-17"), instant("2026-11-21T10:00:00+08:00")).unwrap_err(),
+        DomainError::MakeupLimitReached { per_month: 1 }
+    );
+}
+
+#[test]
+fn every_change_of_the_streak_state_moves_its_version() {
+    let c = daily();
+    let (_, _, s1) = checkin_at(&c, &StreakState::default(), "2026-11-20T09:00:00+08:00");
+    let (_, _, s2) = checkin_at(&c, &s1, "2026-11-21T09:00:00+08:00");
+    let s3 = make_up(&c, &s2, date("2026-11-19"), instant("2026-11-21T10:00:00+08:00"))
+        .unwrap()
+        .insertion
+        .state;
+    assert_eq!((s1.version, s2.version, s3.version), (1, 2, 3));
+}
+
+#[test]
+fn a_makeup_at_the_edge_of_the_window_joins_the_run_before_it() {
+    // Look-back of 31 days: a run ending 31 days ago must still be kept after later check-ins.
+    let c = config_with(|c| {
+        c.makeup.lookback_days = 31;
+        c.milestones = vec![Milestone { days: 2, points: 7 }];
+    })
+    .unwrap();
+    let (_, _, s) = checkin_at(&c, &StreakState::default(), "2026-10-01T09:00:00+08:00");
+    let (_, _, s) = checkin_at(&c, &s, "2026-11-01T09:00:00+08:00");
+    let m = make_up(&c, &s, date("2026-10-02"), instant("2026-11-01T10:00:00+08:00")).unwrap();
+    assert_eq!(m.insertion.state.best, 2, "joined with the run of 1 October");
+    assert_eq!(m.insertion.milestones.len(), 1);
+}
+
+#[test]
+fn a_repeat_answers_what_todays_checkin_recorded() {
+    let c = daily();
+    let (_, _, mut s) = checkin_at(&c, &StreakState::default(), "2026-11-20T09:00:00+08:00");
+    let paid = LastCheckin {
+        date: date("2026-11-20"),
+        points: 11,
+        milestone: None,
+    };
+    s.last = Some(paid);
+    assert_eq!(
+        check_in(&c, &s, instant("2026-11-20T21:00:00+08:00")).unwrap(),
+        CheckIn::Repeat { paid: Some(paid) }
+    );
+    // A record of another day is never today's answer.
+    s.last = Some(LastCheckin {
+        date: date("2026-11-19"),
+        ..paid
+    });
+    assert_eq!(
+        check_in(&c, &s, instant("2026-11-20T21:00:00+08:00")).unwrap(),
+        CheckIn::Repeat { paid: None }
+    );
+}
+
+#[test]
+fn the_view_shows_what_the_next_checkin_pays() {
+    let c = daily(); // 5, 5, 10, …
+    let (_, _, s) = checkin_at(&c, &StreakState::default(), "2026-11-20T09:00:00+08:00");
+    let (_, _, s) = checkin_at(&c, &s, "2026-11-21T09:00:00+08:00");
+    let v = view(&c, &s, instant("2026-11-21T12:00:00+08:00"));
+    assert_eq!((v.current_streak, v.next_reward), (2, 10), "day 3 of the ladder");
+}

@@ -707,3 +707,117 @@ proptest! {
         prop_assert_eq!(a.lifetime_earned, 0);
     }
 }
+
+// ---- Promises pinned by mutation testing ------------------------------------------------------
+
+#[test]
+fn only_earnings_grow_the_tier() {
+    let earn = [
+        Reason::Grant,
+        Reason::Purchase,
+        Reason::Checkin,
+        Reason::Milestone,
+    ];
+    for reason in [
+        Reason::Grant,
+        Reason::Purchase,
+        Reason::Checkin,
+        Reason::Milestone,
+        Reason::Makeup,
+        Reason::Hold,
+        Reason::Capture,
+        Reason::Release,
+        Reason::Reversal,
+        Reason::Expire,
+        Reason::TierChange,
+    ] {
+        assert_eq!(reason.is_earn(), earn.contains(&reason), "{reason:?}");
+    }
+}
+
+#[test]
+fn nothing_is_forgiven_while_a_bucket_is_valid_even_without_history() {
+    // An account from before bucket histories were kept: its buckets have none.
+    let a = Account::default();
+    assert_eq!(
+        forgiven_part(&a, day("2027-11-30"), 10, day("2027-11-30")),
+        0,
+        "its last day"
+    );
+    assert_eq!(
+        forgiven_part(&a, day("2027-11-30"), 10, day("2027-12-01")),
+        10,
+        "then all"
+    );
+}
+
+#[test]
+fn points_valid_through_today_given_back_by_a_release_pay_debt() {
+    // 100 earned in Nov 2026 (valid through 2027-11-30); all held on that last day; a reversal
+    // of a December grant leaves debt; the release the same day pays it.
+    let a = earn(&Account::default(), 100, "2026-11-10T12:00:00+08:00");
+    let a = earn(&a, 50, "2026-12-10T12:00:00+08:00");
+    let hold = Posting::new(-100, Reason::Hold, "o", "hold#h").with_kind(Kind::Hold {
+        hold_id: "h".into(),
+        expires_at: at("2027-11-30T13:00:00+08:00"),
+    });
+    let (a, _) = post(&a, hold, "2027-11-30T12:00:00+08:00").unwrap();
+    assert_eq!(a.holds["h"].parts, vec![(day("2027-11-30"), 100)]);
+    let reverse = Posting::new(-80, Reason::Reversal, "g", "rev").with_kind(Kind::Reverse {
+        bucket: Some(day("2027-12-31")),
+        forgiven: 0,
+    });
+    let (a, _) = post(&a, reverse, "2027-11-30T12:10:00+08:00").unwrap();
+    assert_eq!(a.debt, 30);
+    let release =
+        Posting::new(100, Reason::Release, "o", "release#h").with_kind(Kind::Release { hold_id: "h".into() });
+    let (a, _) = post(&a, release, "2027-11-30T12:20:00+08:00").unwrap();
+    assert_eq!((a.debt, a.balance), (0, 70), "valid points paid the debt");
+    assert_eq!(a.buckets, BTreeMap::from([(day("2027-11-30"), 70)]));
+}
+
+#[test]
+fn business_keys_are_one_to_512_bytes() {
+    let z = Account::default();
+    let now = "2026-01-10T12:00:00Z";
+    assert!(post(&z, Posting::new(1, Reason::Grant, "r", "k".repeat(512)), now).is_ok());
+    for bad in [String::new(), "k".repeat(513)] {
+        assert!(matches!(
+            post(&z, Posting::new(1, Reason::Grant, "r", bad), now),
+            Err(DomainError::Invalid {
+                field: "business_key",
+                ..
+            })
+        ));
+    }
+}
+
+#[test]
+fn a_hold_or_a_reversal_never_adds_points() {
+    let a = earn(&Account::default(), 100, "2026-01-10T12:00:00+08:00");
+    let now = "2026-01-10T13:00:00+08:00";
+    let hold = Posting::new(5, Reason::Hold, "o", "hold#h").with_kind(Kind::Hold {
+        hold_id: "h".into(),
+        expires_at: at("2026-01-10T13:30:00+08:00"),
+    });
+    assert!(matches!(post(&a, hold, now), Err(DomainError::Invalid { .. })));
+    let reverse = |delta, forgiven| {
+        Posting::new(delta, Reason::Reversal, "g", "rev").with_kind(Kind::Reverse {
+            bucket: Some(day("2027-01-31")),
+            forgiven,
+        })
+    };
+    assert!(matches!(
+        post(&a, reverse(5, 0), now),
+        Err(DomainError::Invalid { .. })
+    ));
+    assert!(matches!(
+        post(&a, reverse(-5, -1), now),
+        Err(DomainError::Invalid { .. })
+    ));
+    assert!(matches!(
+        post(&a, reverse(-5, MAX_POSTING + 1), now),
+        Err(DomainError::Invalid { .. })
+    ));
+    assert!(post(&a, reverse(-5, MAX_POSTING), now).is_ok());
+}
