@@ -700,3 +700,33 @@ fn the_view_shows_what_the_next_checkin_pays() {
     let v = view(&c, &s, instant("2026-11-21T12:00:00+08:00"));
     assert_eq!((v.current_streak, v.next_reward), (2, 10), "day 3 of the ladder");
 }
+
+#[test]
+fn a_zone_change_back_across_a_month_keeps_that_months_makeup_count() {
+    let in_zone = |zone: &str| {
+        config_with(|c| {
+            c.time_zone = zone.into();
+            c.makeup.max_per_month = 1;
+        })
+        .unwrap()
+    };
+    let kiritimati = in_zone("Pacific/Kiritimati"); // UTC+14
+    // 23:00 on 30 November there: November's one make-up.
+    let s = make_up(
+        &kiritimati,
+        &StreakState::default(),
+        date("2026-11-28"),
+        instant("2026-11-30T09:00:00Z"),
+    )
+    .unwrap()
+    .insertion
+    .state;
+    // 00:30 on 1 December there: a check-in rewrites the state in the new month.
+    let (_, _, s) = checkin_at(&kiritimati, &s, "2026-11-30T10:30:00Z");
+    // The admin moves the campaign to UTC: it is 30 November again, and November's make-up counts.
+    let utc = in_zone("Etc/UTC");
+    assert_eq!(
+        make_up(&utc, &s, date("2026-11-27"), instant("2026-11-30T11:00:00Z")).unwrap_err(),
+        DomainError::MakeupLimitReached { per_month: 1 }
+    );
+}
