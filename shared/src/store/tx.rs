@@ -403,19 +403,7 @@ impl Store {
         match err.as_service_error() {
             // The account moved, or another transaction held it: read again, like any lost race.
             Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
-                for reason in cancel.cancellation_reasons() {
-                    match reason.code() {
-                        None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict") => {}
-                        Some(code @ ("ThrottlingError" | "ProvisionedThroughputExceeded")) => {
-                            return Err(StoreError::Unavailable(code.to_owned()).into());
-                        }
-                        Some(other) => {
-                            return Err(
-                                StoreError::Internal(format!("housekeeping cancelled: {other}")).into()
-                            );
-                        }
-                    }
-                }
+                lost_a_race(cancel.cancellation_reasons().iter().map(|r| r.code()))?;
                 Ok(false)
             }
             Some(e) if e.code() == Some("TransactionConflictException") => Ok(false),
@@ -875,25 +863,29 @@ impl Store {
             }
         }
         // 4. Lost a race (the account or a feature item moved, or a conflict): read and decide again.
-        let mut retry = false;
-        for i in 0..roles.len() {
-            match reasons.get(i).and_then(|r| r.as_deref()) {
-                None | Some("None") => {}
-                Some("ConditionalCheckFailed" | "TransactionConflict") => retry = true,
-                Some(code @ ("ThrottlingError" | "ProvisionedThroughputExceeded")) => {
-                    return Err(StoreError::Unavailable(code.to_owned()).into());
-                }
-                Some(other) => {
-                    return Err(StoreError::Internal(format!("transaction cancelled: {other}")).into());
-                }
-            }
-        }
-        if retry {
+        if lost_a_race(reasons.iter().take(roles.len()).map(|r| r.as_deref()))? {
             Ok(Attempt::Retry)
         } else {
             Err(StoreError::Internal("transaction cancelled without a reason".into()).into())
         }
     }
+}
+
+/// Reads a cancelled transaction's reasons: true when an item moved or another transaction held
+/// one (a lost race: read again); throttling is 503 at once, anything else a bug.
+fn lost_a_race<'a>(reasons: impl Iterator<Item = Option<&'a str>>) -> Result<bool, StoreError> {
+    let mut race = false;
+    for reason in reasons {
+        match reason {
+            None | Some("None") => {}
+            Some("ConditionalCheckFailed" | "TransactionConflict") => race = true,
+            Some(code @ ("ThrottlingError" | "ProvisionedThroughputExceeded")) => {
+                return Err(StoreError::Unavailable(code.to_owned()));
+            }
+            Some(other) => return Err(StoreError::Internal(format!("transaction cancelled: {other}"))),
+        }
+    }
+    Ok(race)
 }
 
 /// The configuration every ledger decision needs, read with the account.
