@@ -201,57 +201,29 @@ async fn tour(r: &Recorded) {
             "grant",
         );
     }
+    // A hold captured, another released.
     let hold = json!({ "user_id": "amy", "amount": 100, "ref": "cart-1" });
-    let h = ok(
-        r.send(
-            Method::POST,
-            "/v1/admin/points/holds",
-            &shop,
-            T0,
-            Some("h1"),
-            Some(&hold),
-        )
-        .await,
-        "hold",
-    );
-    let id = h.body["hold_id"].as_str().unwrap().to_owned();
-    ok(
-        r.send(
-            Method::POST,
-            &format!("/v1/admin/points/holds/{id}/capture"),
-            &shop,
-            T0,
-            Some("c1"),
-            None,
-        )
-        .await,
-        "capture",
-    );
-    let h = ok(
-        r.send(
-            Method::POST,
-            "/v1/admin/points/holds",
-            &shop,
-            T0,
-            Some("h2"),
-            Some(&hold),
-        )
-        .await,
-        "hold",
-    );
-    let id = h.body["hold_id"].as_str().unwrap().to_owned();
-    ok(
-        r.send(
-            Method::POST,
-            &format!("/v1/admin/points/holds/{id}/release"),
-            &shop,
-            T0,
-            Some("r1"),
-            None,
-        )
-        .await,
-        "release",
-    );
+    for action in ["capture", "release"] {
+        let h = ok(
+            r.send(
+                Method::POST,
+                "/v1/admin/points/holds",
+                &shop,
+                T0,
+                Some(&format!("h-{action}")),
+                Some(&hold),
+            )
+            .await,
+            "hold",
+        );
+        let id = h.body["hold_id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/admin/points/holds/{id}/{action}");
+        ok(
+            r.send(Method::POST, &path, &shop, T0, Some(&format!("s-{action}")), None)
+                .await,
+            action,
+        );
+    }
     // A reversal takes amy out of the capped tier (the seat is freed by a follow-up).
     let refund = json!({ "grant_idempotency_key": "o-amy", "amount": 1500, "reason": "refund" });
     ok(
