@@ -15,6 +15,8 @@ ADMIN = dict(COMMON, **{"sub": "9b2e4c11-0a3d-4f5e-8c7b-6d5e4f3a2b1c", "cognito:
 # A shop backend's OAuth client-credentials access token: no user, a scope.
 SERVICE = dict(COMMON, **{"sub": "shopbackendclient", "client_id": "shopbackendclient", "token_use": "access",
                           "scope": "campaign/points.write", "version": "2", "jti": "5d1f0a3e-example"})
+# The shop backend's token for member facts (registration dates).
+MEMBERS_SERVICE = dict(SERVICE, scope="campaign/members.write")
 # The hold the capture and release samples act on (the events test substitutes a real one).
 SAMPLE_HOLD = "01KAW0M9B4E8Y6T3R1Q2P5N7XZ"
 
@@ -101,5 +103,15 @@ for e in [
           body={"start": "2026-12-12T00:00:00+08:00", "end": "2026-12-13T00:00:00+08:00", "factor_bps": 20000}),
     event("DELETE", "/v1/admin/multipliers/double-12", "/v1/admin/multipliers/{multiplier_id}", claims=ADMIN,
           path_params={"multiplier_id": "double-12"}),
+    event("GET", "/v1/me/profile", "/v1/me/profile"),
+    event("PUT", "/v1/me/profile", "/v1/me/profile", body={"display_name": "Alice 🌸", "leaderboard_visible": True}),
+    event("GET", "/v1/admin/reserved-names", "/v1/admin/reserved-names", claims=ADMIN),
+    event("PUT", "/v1/admin/reserved-names", "/v1/admin/reserved-names", claims=ADMIN,
+          body={"names": ["admin", "official", "客服"]}),
+    event("POST", f"/v1/admin/members/{MEMBER['sub']}/display-name/reset",
+          "/v1/admin/members/{user_id}/display-name/reset", claims=ADMIN, path_params={"user_id": MEMBER["sub"]}),
+    event("POST", f"/v1/admin/members/{MEMBER['sub']}/registered", "/v1/admin/members/{user_id}/registered",
+          claims=MEMBERS_SERVICE, path_params={"user_id": MEMBER["sub"]},
+          body={"registered_at": "2025-06-18T10:00:00+08:00"}),
 ]:
     save(e)

@@ -2,6 +2,7 @@
 //! started (its address is in `AWS_ENDPOINT_URL_DYNAMODB`), and can start the real local API on a
 //! free loopback port.
 
+pub mod contract;
 pub mod fault;
 
 use std::sync::Arc;
@@ -100,7 +101,12 @@ pub async fn spawn_api(app: App) -> TestApi {
 /// runs them: each its own client and cache.
 pub async fn spawn_api_per_function(app_for: impl FnMut(&str) -> App) -> TestApi {
     let template = Template::load(&local_api::repo_root().join("template.yaml")).expect("template.yaml");
-    let api = Arc::new(LocalApi::with_apps(&template, app_for).expect("local api"));
+    let openapi = std::fs::read(local_api::repo_root().join("openapi.yaml")).expect("openapi.yaml");
+    let api = Arc::new(
+        LocalApi::with_apps(&template, app_for)
+            .expect("local api")
+            .with_openapi(openapi),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(serve(listener, api, std::future::pending()));
@@ -130,12 +136,18 @@ pub fn admin_token(sub: &str) -> String {
 }
 
 pub fn service_token(client_id: &str) -> String {
+    scoped_service_token(client_id, "campaign/points.write")
+}
+
+/// A client-credentials access token with these (space-separated) scopes.
+pub fn scoped_service_token(client_id: &str, scope: &str) -> String {
     token(serde_json::json!({
-        "sub": client_id, "client_id": client_id, "token_use": "access", "scope": "campaign/points.write"
+        "sub": client_id, "client_id": client_id, "token_use": "access", "scope": scope
     }))
 }
 
 /// The local API under test, over real HTTP.
+#[derive(Clone)]
 pub struct TestApi {
     pub base: String,
     pub http: reqwest::Client,
@@ -172,8 +184,12 @@ impl TestApi {
         self.http.request(method, format!("{}{path}", self.base))
     }
 
+    /// Sends a request and reads the reply whole. Every reply must match `openapi.yaml`
+    /// ([`contract::Contract::check`]): a response outside the contract fails the test.
     pub async fn send(&self, builder: reqwest::RequestBuilder) -> Reply {
-        let resp = builder.send().await.expect("HTTP request");
+        let request = builder.build().expect("a well-formed request");
+        let (method, path) = (request.method().to_string(), request.url().path().to_owned());
+        let resp = self.http.execute(request).await.expect("HTTP request");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.expect("body");
@@ -182,11 +198,17 @@ impl TestApi {
         } else {
             serde_json::from_slice(&bytes).expect("JSON body")
         };
-        Reply {
+        let reply = Reply {
             status,
             headers,
             body,
+        };
+        if let Err(mismatch) =
+            contract::contract().check(&method, &path, status, reply.content_type(), &reply.body)
+        {
+            panic!("the reply breaks openapi.yaml: {mismatch}");
         }
+        reply
     }
 
     /// POST/PUT a JSON body as `token` at `now`.

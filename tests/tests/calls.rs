@@ -15,7 +15,12 @@ use local_api::template::Template;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const FUNCTIONS: [&str; 3] = ["PointsFunction", "CheckinFunction", "PointsAdminFunction"];
+const FUNCTIONS: [&str; 4] = [
+    "PointsFunction",
+    "CheckinFunction",
+    "PointsAdminFunction",
+    "MembersFunction",
+];
 
 /// The local API with one recording proxy per function.
 struct Recorded {
@@ -296,6 +301,66 @@ async fn tour(r: &Recorded) {
             path,
         );
     }
+    // Profiles: reserved names, a rename, an admin's reset, a registration date; a newcomer's
+    // first home screen records the first appearance.
+    let names = json!({ "names": ["admin"] });
+    ok(
+        r.send(
+            Method::PUT,
+            "/v1/admin/reserved-names",
+            &admin,
+            T0,
+            None,
+            Some(&names),
+        )
+        .await,
+        "put reserved names",
+    );
+    ok(
+        r.send(Method::GET, "/v1/admin/reserved-names", &admin, T0, None, None)
+            .await,
+        "get reserved names",
+    );
+    let rename = json!({ "display_name": "Amy" });
+    ok(
+        r.send(Method::PUT, "/v1/me/profile", &amy, T0, None, Some(&rename))
+            .await,
+        "put profile",
+    );
+    ok(
+        r.send(Method::GET, "/v1/me/profile", &amy, T0, None, None).await,
+        "get profile",
+    );
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/admin/members/amy/display-name/reset",
+            &admin,
+            T0,
+            None,
+            None,
+        )
+        .await,
+        "reset name",
+    );
+    let since = json!({ "registered_at": "2024-01-01T00:00:00Z" });
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/admin/members/amy/registered",
+            &e2e::scoped_service_token("shop", "campaign/members.write"),
+            T0,
+            None,
+            Some(&since),
+        )
+        .await,
+        "registered",
+    );
+    ok(
+        r.send(Method::GET, "/v1/me", &member_token("newcomer"), T0, None, None)
+            .await,
+        "first home screen",
+    );
     // A hold that times out, released by the next read; much later, expiry by a read.
     let hold = json!({ "user_id": "amy", "amount": 10, "ref": "cart-2" });
     ok(
@@ -377,6 +442,7 @@ async fn every_call_of_every_function_is_allowed_by_its_policy() {
         "GetItem",
         "PutItem",
         "Query",
+        "UpdateItem",
     ] {
         assert!(
             seen_actions.contains(action),
@@ -459,6 +525,89 @@ async fn each_route_makes_its_known_round_trips() {
     );
     let (_, ops) = r.ops(Method::GET, "/v1/me", &cam, T0, None, None).await;
     expect(ops, &["BatchGetItem"], "home screen: one read");
+    // A newcomer's first home screen: the same one read (profile and the contests' and draws'
+    // home indexes included), and the first appearance written once.
+    let before = r.total();
+    let dee = member_token("dee");
+    let (_, ops) = r.ops(Method::GET, "/v1/me", &dee, T0, None, None).await;
+    expect(ops, &["BatchGetItem", "PutItem"], "a first home screen");
+    let read = r
+        .all()
+        .into_iter()
+        .filter(|c| c.operation == "BatchGetItem" && c.body.contains(r#""USER#dee""#))
+        .map(|c| c.body)
+        .next()
+        .expect("the home screen's read");
+    for item in ["PROFILE", "STREAK#daily"] {
+        assert!(
+            read.contains(&format!(r#""{item}""#)),
+            "{item} is not in the one read: {read}"
+        );
+    }
+    assert!(r.total() >= before + 2);
+    // The contests' and draws' home indexes ride in the home screen's read (cam's, cold cache).
+    let indexes = r.proxies["PointsFunction"]
+        .all()
+        .into_iter()
+        .filter(|c| c.operation == "BatchGetItem")
+        .any(|c| c.body.contains(r#""CONTESTS""#) && c.body.contains(r#""DRAWS""#));
+    assert!(
+        indexes,
+        "no home screen read carried CONFIG/CONTESTS and CONFIG/DRAWS"
+    );
+    let (_, ops) = r.ops(Method::GET, "/v1/me", &dee, T0, None, None).await;
+    expect(ops, &["BatchGetItem"], "later home screens: one read");
+    // The profile routes.
+    let (_, ops) = r.ops(Method::GET, "/v1/me/profile", &dee, T0, None, None).await;
+    expect(ops, &["BatchGetItem"], "get profile: one read");
+    let rename = json!({ "display_name": "Dee" });
+    let (_, ops) = r
+        .ops(Method::PUT, "/v1/me/profile", &dee, T0, None, Some(&rename))
+        .await;
+    expect(
+        ops,
+        &["BatchGetItem", "PutItem"],
+        "put profile: a read, a versioned put",
+    );
+    let (_, ops) = r
+        .ops(Method::GET, "/v1/admin/reserved-names", &admin, T0, None, None)
+        .await;
+    expect(ops, &["GetItem"], "get reserved names");
+    let names = json!({ "names": ["official"] });
+    let (_, ops) = r
+        .ops(
+            Method::PUT,
+            "/v1/admin/reserved-names",
+            &admin,
+            T0,
+            None,
+            Some(&names),
+        )
+        .await;
+    expect(ops, &["UpdateItem"], "put reserved names: one atomic update");
+    let (_, ops) = r
+        .ops(
+            Method::POST,
+            "/v1/admin/members/dee/display-name/reset",
+            &admin,
+            T0,
+            None,
+            None,
+        )
+        .await;
+    expect(ops, &["BatchGetItem", "PutItem"], "reset a name");
+    let since = json!({ "registered_at": "2024-01-01T00:00:00Z" });
+    let (_, ops) = r
+        .ops(
+            Method::POST,
+            "/v1/admin/members/dee/registered",
+            &admin,
+            T0,
+            None,
+            Some(&since),
+        )
+        .await;
+    expect(ops, &["BatchGetItem", "PutItem"], "set a registration date");
     let (_, ops) = r.ops(Method::GET, "/v1/points", &cam, T0, None, None).await;
     expect(ops, &["BatchGetItem"], "balance: one read");
     let (_, ops) = r

@@ -47,10 +47,33 @@ fn expectation(file: &str) -> Option<Expect> {
         "get-v1-points-ledger.json" => e(200, &["entries", "next_cursor"], 0, None),
         "get-v1-me.json" => e(
             200,
-            &["user_id", "points", "tier", "checkin", "contests", "draws"],
+            &[
+                "user_id", "points", "tier", "checkin", "profile", "contests", "draws",
+            ],
             0,
             None,
         ),
+        "get-v1-me-profile.json" | "put-v1-me-profile.json" => e(
+            200,
+            &[
+                "display_name",
+                "leaderboard_visible",
+                "public_name",
+                "registered_at",
+            ],
+            0,
+            None,
+        ),
+        "get-v1-admin-reserved-names.json" | "put-v1-admin-reserved-names.json" => {
+            e(200, &["names", "version", "updated_at"], 0, None)
+        }
+        "post-v1-admin-members-user_id-display-name-reset.json" => e(
+            200,
+            &["user_id", "display_name", "public_name"],
+            0,
+            Some("put-v1-me-profile.json"),
+        ),
+        "post-v1-admin-members-user_id-registered.json" => e(200, &["user_id", "registered_at"], 0, None),
         "post-v1-checkins.json" => e(
             200,
             &[
@@ -142,7 +165,17 @@ async fn run(env: &TestEnv, name: &str, text: &str) -> (u16, Value) {
         lambda_http::request::from_str(text).unwrap_or_else(|e| panic!("{name}: not an HTTP API event: {e}"));
     let response = handler(&env.app, request).await;
     let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
-    (response.status().as_u16(), body)
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let path = raw["rawPath"].as_str().unwrap_or_default();
+    let (method, _) = route_key.split_once(' ').unwrap();
+    let checked = e2e::contract::contract().check(method, path, status, content_type, &body);
+    assert_eq!(checked, Ok(true), "{name}: the answer must match openapi.yaml");
+    (status, body)
 }
 
 /// `GET /v1/points/ledger` → `get-v1-points-ledger.json`; `{id}` → `id`.

@@ -596,3 +596,79 @@ async fn a_deletion_whose_answer_was_lost_still_answers_deleted() {
     assert!(proxy.calls("PutItem") >= 2, "the lost answer was retried");
     assert!(env.app.store.multipliers().await.unwrap().windows.is_empty());
 }
+
+/// Profile writes under real DynamoDB's failures: a lost answer (the SDK sends the versioned put
+/// again, meets its own write, reads and writes again), a transaction holding the item, throttling
+/// to the end (503, the profile as it was), and two devices racing (both versions count once each).
+#[tokio::test]
+async fn profile_writes_survive_lost_answers_conflicts_and_races() {
+    let env = TestEnv::new().await;
+    let mia = member_token("mia-0001");
+    let put = |api: &e2e::TestApi, name: &str| {
+        let body = json!({ "display_name": name });
+        let api = api.clone();
+        let mia = mia.clone();
+        async move {
+            api.send_json(
+                reqwest::Method::PUT,
+                "/v1/me/profile",
+                &mia,
+                "2026-11-23T09:00:00+08:00",
+                &body,
+            )
+            .await
+        }
+    };
+    let lost = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, nth| (op == "PutItem" && nth == 0).then_some(Fault::LoseResponse)),
+    )
+    .await;
+    let reply = put(&through(&lost, &env).await, "Mia").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["display_name"], "Mia");
+    assert!(lost.calls("PutItem") >= 2, "the lost answer was retried");
+
+    let conflicted = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, nth| (op == "PutItem" && nth < 2).then_some(Fault::ConflictException)),
+    )
+    .await;
+    let reply = put(&through(&conflicted, &env).await, "Mia B").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(conflicted.calls("PutItem"), 3);
+
+    let throttled = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, _| (op == "PutItem").then_some(Fault::Throttle)),
+    )
+    .await;
+    put(&through(&throttled, &env).await, "Never")
+        .await
+        .assert_problem(503, "unavailable");
+    let direct = env.spawn_api().await;
+    let now = direct.get("/v1/me/profile", Some(&mia), None).await;
+    assert_eq!(
+        now.body["display_name"], "Mia B",
+        "a refused write changed nothing"
+    );
+
+    // Ten devices rename at once: each write is applied whole, one after another (the version
+    // went up by exactly ten), and the name is one of them.
+    let member = env
+        .app
+        .store
+        .member(&user("mia-0001"), chrono::Utc::now())
+        .await
+        .unwrap();
+    let replies = e2e::concurrently(10, |i| put(&direct, &format!("Mia {i}"))).await;
+    assert_eq!(e2e::successes(&replies, 503, "unavailable"), 10);
+    let after = env
+        .app
+        .store
+        .member(&user("mia-0001"), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(after.profile.version, member.profile.version + 10);
+    assert!(after.profile.display_name.unwrap().starts_with("Mia "));
+}

@@ -3,7 +3,7 @@
 //! | route                    | answer                                                        |
 //! |--------------------------|---------------------------------------------------------------|
 //! | `GET /v1/points`         | balance, held, lifetime earned, next expiry, expiring by month |
-//! | `GET /v1/me`             | the home screen: points, tier and progress, today's check-in  |
+//! | `GET /v1/me`             | the home screen: points, tier, today's check-in, profile, …   |
 //! | `GET /v1/points/ledger`  | entries newest first; `?limit=` (1–100, default 20), `?cursor=` |
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
@@ -138,20 +138,46 @@ struct Checkin {
     view: StreakView,
 }
 
+/// How others see the member, and the name they chose.
+#[derive(Debug, Serialize)]
+struct Profile {
+    display_name: Option<String>,
+    public_name: String,
+    leaderboard_visible: bool,
+}
+
+/// An active contest the member is in (filled by the contests feature).
+#[derive(Debug, Serialize)]
+struct ContestCard {
+    contest_id: String,
+    title: String,
+    ends_at: DateTime<Utc>,
+    score: i64,
+}
+
+/// An open draw (filled by the draws feature).
+#[derive(Debug, Serialize)]
+struct DrawCard {
+    draw_id: String,
+    title: String,
+    spins_left_today: u32,
+}
+
 #[derive(Debug, Serialize)]
 struct Me {
     user_id: String,
     points: Balance,
     tier: Tier,
     checkin: Checkin,
-    /// Filled by the contests, draws and referrals features.
-    contests: Vec<serde_json::Value>,
-    draws: Vec<serde_json::Value>,
+    profile: Profile,
+    contests: Vec<ContestCard>,
+    draws: Vec<DrawCard>,
+    /// Filled by the referrals feature (created on first need).
     referral_code: Option<String>,
 }
 
-/// The app's home screen in one call: one batch read (plus a write only when a hold release or
-/// an expiry is due).
+/// The app's home screen in one call: at most two batch reads (`shared::domain::home`), plus a
+/// write only when a hold release or an expiry is due, or on the member's first appearance.
 async fn me(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
     let user = http::member(req)?;
     let home = app.store.home(&user, now).await?;
@@ -176,8 +202,15 @@ async fn me(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, Ap
             campaign_id: DEFAULT_CAMPAIGN,
             view: home.checkin,
         },
-        contests: vec![],
-        draws: vec![],
+        profile: Profile {
+            display_name: home.member.profile.display_name.clone(),
+            public_name: home.member.public_name(),
+            leaderboard_visible: home.member.profile.leaderboard_visible,
+        },
+        // The contests and draws features fill these from `home.contests` / `home.draws` and the
+        // member's own items (the second read).
+        contests: Vec::<ContestCard>::new(),
+        draws: Vec::<DrawCard>::new(),
         referral_code: None,
     })
 }

@@ -35,6 +35,9 @@ pub enum DomainError {
     /// Too many open holds on one account.
     #[error("at most {max} holds may be open at once")]
     HoldLimitReached { max: usize },
+    /// A display name an admin reserved (or "anonymous").
+    #[error("that display name is reserved")]
+    ReservedName,
     /// Integer arithmetic would overflow: the operation is refused rather than wrapped.
     #[error("amount would overflow")]
     Overflow,

@@ -135,6 +135,10 @@ pub struct Account {
     /// expired never takes them twice ([`forgiven_part`]).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub history: BTreeMap<NaiveDate, BucketHistory>,
+    /// When the member's first write created the account (absent on accounts created before it
+    /// was recorded: the backfill records those on the profile, see `domain::members`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<DateTime<Utc>>,
 }
 
 /// What one expiry bucket received and lost to expiry (net of what reversals accounted for).

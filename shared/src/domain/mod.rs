@@ -2,8 +2,10 @@
 
 pub mod checkin;
 mod error;
+pub mod home;
 pub mod ids;
 pub mod ledger;
+pub mod members;
 pub mod tiers;
 
 pub use error::DomainError;

@@ -55,13 +55,19 @@ pub const POINTS_WRITE_SCOPE: &str = "campaign/points.write";
 /// A trusted writer of points: an admin, or a service token with [`POINTS_WRITE_SCOPE`]. Returns
 /// how the caller is named in keys and on ledger entries: `admin:<sub>` or `service:<client id>`.
 pub fn points_writer(req: &Request) -> Result<String, ApiError> {
+    writer(req, POINTS_WRITE_SCOPE)
+}
+
+/// An admin, or a service token with `scope`. Returns how the caller is named in keys and on
+/// ledger entries: `admin:<sub>` or `service:<client id>`.
+pub fn writer(req: &Request, scope: &str) -> Result<String, ApiError> {
     match caller(req)? {
         Caller::Member { user, admin: true } => Ok(format!("admin:{user}")),
-        Caller::Service { client_id, scopes } if scopes.iter().any(|s| s == POINTS_WRITE_SCOPE) => {
+        Caller::Service { client_id, scopes } if scopes.iter().any(|s| s == scope) => {
             Ok(format!("service:{client_id}"))
         }
         _ => Err(ApiError::forbidden(format!(
-            "this route is for admins and services with scope {POINTS_WRITE_SCOPE}"
+            "this route is for admins and services with scope {scope}"
         ))),
     }
 }

@@ -5,7 +5,7 @@ mod auth;
 mod problem;
 mod request;
 
-pub use auth::{Caller, POINTS_WRITE_SCOPE, admin, caller, member, points_writer};
+pub use auth::{Caller, POINTS_WRITE_SCOPE, admin, caller, member, points_writer, writer};
 pub use problem::{ApiError, PROBLEM_CONTENT_TYPE, respond};
 pub use request::{
     DEBUG_NOW_HEADER, MAX_BODY_BYTES, cursor, idempotency_key, json_body, json_body_and_value,

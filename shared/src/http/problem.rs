@@ -121,6 +121,9 @@ impl From<DomainError> for ApiError {
             DomainError::HoldLimitReached { .. } => {
                 ApiError::new(429, "hold-limit-reached", "Hold limit reached", err.to_string())
             }
+            DomainError::ReservedName => {
+                ApiError::new(422, "reserved-name", "Reserved name", err.to_string())
+            }
             DomainError::NotMissed => ApiError::new(409, "not-missed", "Date not missed", err.to_string()),
             DomainError::MakeupLimitReached { .. } => ApiError::new(
                 409,

@@ -8,6 +8,9 @@
 //! | campaign config | `CAMPAIGN#<id>`     | `CONFIG`              |
 //! | streak state    | `USER#<user>`       | `STREAK#<campaign>`   |
 //! | check-in day    | `USER#<user>`       | `CHECKIN#<campaign>#<date>` |
+//! | profile         | `USER#<user>`       | `PROFILE`             |
+//! | reserved names  | `CONFIG`            | `RESERVED_NAMES`      |
+//! | home indexes    | `CONFIG`            | `CONTESTS`, `DRAWS`   |
 //!
 //! See docs/data-model.md for the whole product's layout, including the entities later issues add.
 
@@ -40,8 +43,15 @@ impl Key {
     }
 }
 
+pub const USER_PREFIX: &str = "USER#";
+
 pub fn user_pk(user: &UserId) -> String {
-    format!("USER#{user}")
+    format!("{USER_PREFIX}{user}")
+}
+
+/// The member whose partition `pk` is (`USER#<user>`), if it is one.
+pub fn user_of_pk(pk: &str) -> Option<UserId> {
+    UserId::parse(pk.strip_prefix(USER_PREFIX)?).ok()
 }
 
 pub fn account(user: &UserId) -> Key {
@@ -49,6 +59,11 @@ pub fn account(user: &UserId) -> Key {
 }
 
 pub const LEDGER_PREFIX: &str = "LEDGER#";
+
+/// The sort key of a member's first ledger entry (`seq` 1).
+pub fn first_ledger_entry_sk() -> String {
+    format!("{LEDGER_PREFIX}{:020}", 1)
+}
 
 pub fn ledger_entry(user: &UserId, seq: u64) -> Key {
     Key::new(user_pk(user), format!("{LEDGER_PREFIX}{seq:020}"))
@@ -71,8 +86,10 @@ pub fn checkin_day(user: &UserId, campaign: &str, date: chrono::NaiveDate) -> Ke
     Key::new(user_pk(user), format!("{}{date}", checkin_day_prefix(campaign)))
 }
 
+pub const CHECKIN_PREFIX: &str = "CHECKIN#";
+
 pub fn checkin_day_prefix(campaign: &str) -> String {
-    format!("CHECKIN#{campaign}#")
+    format!("{CHECKIN_PREFIX}{campaign}#")
 }
 
 /// The answer to an API call made with an `Idempotency-Key`, scoped by caller.
@@ -98,6 +115,26 @@ pub fn tiers() -> Key {
 /// All earn multiplier windows.
 pub fn multipliers() -> Key {
     Key::new("CONFIG".to_owned(), "MULTIPLIERS")
+}
+
+/// A member's profile: display name, leaderboard opt-out, first appearance, registration.
+pub fn profile(user: &UserId) -> Key {
+    Key::new(user_pk(user), "PROFILE")
+}
+
+/// The display names no member may take.
+pub fn reserved_names() -> Key {
+    Key::new("CONFIG".to_owned(), "RESERVED_NAMES")
+}
+
+/// The active contests, as the home screen lists them (written by the contest admin routes).
+pub fn contests_index() -> Key {
+    Key::new("CONFIG".to_owned(), "CONTESTS")
+}
+
+/// The open draws, as the home screen lists them (written by the draw admin routes).
+pub fn draws_index() -> Key {
+    Key::new("CONFIG".to_owned(), "DRAWS")
 }
 
 pub fn warmup() -> Key {

@@ -4,6 +4,7 @@ mod cache;
 mod checkin;
 pub mod keys;
 pub mod ledger;
+mod members;
 mod points;
 mod tx;
 
@@ -24,6 +25,7 @@ use crate::domain::ledger::LedgerRules;
 
 pub use checkin::{CheckinDay, CheckinMonth, CheckinOutcome, MakeupOutcome};
 pub use keys::Key;
+pub use members::{BackfillReport, Member, ProfileChange};
 pub use points::{Attribution, Home, IdempotentCall};
 pub use tx::{
     Decision, GuardRecord, Idempotency, IdempotencyRecord, OnConflict, Plan, Respond, Snapshot, TxOutcome,

@@ -579,32 +579,65 @@ pub struct Home {
     pub account: crate::domain::ledger::Account,
     pub tiers: TierState,
     pub checkin: crate::domain::checkin::StreakView,
+    pub member: super::Member,
+    /// Contests and draws live now, from their home indexes. Their member state is read in the
+    /// second round trip by the features that fill them (see `domain::home`).
+    pub contests: Vec<crate::domain::home::IndexEntry>,
+    pub draws: Vec<crate::domain::home::IndexEntry>,
 }
 
 impl Store {
-    /// The member's account (brought up to date), tier configuration and the default check-in
-    /// campaign's status: one consistent `BatchGetItem`, plus a write only when a release or an
-    /// expiry is due.
+    /// The home screen: the account (brought up to date), the tier ladder, the default check-in
+    /// campaign's status, the profile and the home indexes in one consistent `BatchGetItem`
+    /// (configuration from the process's cache when fresh), plus a write only when a release or
+    /// an expiry is due, or when this is the member's first appearance.
     pub async fn home(&self, user: &UserId, now: DateTime<Utc>) -> Result<Home, crate::Error> {
         use crate::domain::checkin::{self, DEFAULT_CAMPAIGN};
+        use crate::domain::home::HomeIndex;
+        use crate::domain::members::{self, Profile};
         let extra = [
             keys::campaign(DEFAULT_CAMPAIGN),
             keys::streak(user, DEFAULT_CAMPAIGN),
+            keys::profile(user),
+            keys::contests_index(),
+            keys::draws_index(),
         ];
         let outcome = self
             .ledger_transaction(user, &extra, now, |snap| {
                 let (campaign, state) =
                     super::checkin::read_campaign_and_state(snap, user, DEFAULT_CAMPAIGN)?;
-                Ok(Decision::Nothing(Home {
-                    account: snap.account.clone(),
-                    tiers: snap.get(&keys::tiers())?.unwrap_or_default(),
-                    checkin: checkin::view(&campaign, &state, now),
-                }))
+                let stored: Option<Profile> = snap.get(&keys::profile(user))?;
+                let live = |key: &Key| -> Result<_, crate::Error> {
+                    let index: HomeIndex = snap.get(key)?.unwrap_or_default();
+                    Ok(index.live(now).into_iter().cloned().collect())
+                };
+                Ok(Decision::Nothing((
+                    Home {
+                        account: snap.account.clone(),
+                        tiers: snap.get(&keys::tiers())?.unwrap_or_default(),
+                        checkin: checkin::view(&campaign, &state, now),
+                        member: super::Member {
+                            user: user.clone(),
+                            profile: stored.clone().unwrap_or_default(),
+                            account_exists: snap.exists,
+                            account_first_seen: snap.account.first_seen,
+                        },
+                        contests: live(&keys::contests_index())?,
+                        draws: live(&keys::draws_index())?,
+                    },
+                    stored.is_some(),
+                )))
             })
             .await?;
-        match outcome {
-            TxOutcome::Nothing(home) => Ok(home),
-            _ => Err(StoreError::Internal("a read wrote something else".into()).into()),
+        let (mut home, profile_exists) = match outcome {
+            TxOutcome::Nothing(read) => read,
+            _ => return Err(StoreError::Internal("a read wrote something else".into()).into()),
+        };
+        if members::first_appearance_due(&home.member.profile, home.member.account_exists) {
+            home.member.profile = self
+                .record_first_appearance(user, &home.member.profile, profile_exists, now)
+                .await?;
         }
+        Ok(home)
     }
 }

@@ -39,6 +39,8 @@ const MAX_ATTEMPTS: u32 = 40;
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub account: Account,
+    /// Whether the account item exists (a member's first write creates it).
+    pub exists: bool,
     items: HashMap<Key, Item>,
 }
 
@@ -290,6 +292,7 @@ impl Store {
             let (account, housekeeping) = self.bring_up_to_date(user, &read.account, now)?;
             let snapshot = Snapshot {
                 account,
+                exists: read.exists,
                 items: read.items,
             };
             let tier_state: TierState = snapshot.get(&keys::tiers())?.unwrap_or_default();
@@ -569,6 +572,7 @@ impl Store {
         let (account, _) = self.bring_up_to_date(user, &read.account, now)?;
         Ok(Snapshot {
             account,
+            exists: read.exists,
             items: read.items,
         })
     }
@@ -648,7 +652,13 @@ impl Store {
             actions.push((put, Role::Entry));
             entries.push(entry);
         }
-        if !entries.is_empty() {
+        // A member's first write of any kind creates the account, which records the first
+        // appearance (docs/data-model.md, "Members"); later ones put it only when entries move it.
+        let creates = !stored.exists && (!plan.writes.is_empty() || plan.idempotency.is_some());
+        if !entries.is_empty() || creates {
+            if !stored.exists {
+                account.first_seen = Some(now);
+            }
             let put = self.account_put(user, stored.account, stored.exists, &account)?;
             actions.push((put, Role::Account));
         }

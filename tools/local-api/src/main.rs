@@ -1,8 +1,9 @@
 //! `local-api`: the whole HTTP API on 127.0.0.1, against DynamoDB Local.
 //!
 //! Environment: `AWS_ENDPOINT_URL_DYNAMODB` (DynamoDB Local, required), `TABLE_NAME` (default
-//! `campaign-local`), `LOCAL_API_PORT` (default 3000), `TEMPLATE` (default `template.yaml`), and
-//! the functions' own variables (`BUSINESS_TIME_ZONE`, `CAMPAIGN_DEV_CLOCK`).
+//! `campaign-local`), `LOCAL_API_PORT` (default 3000), `TEMPLATE` (default `template.yaml`; the
+//! `openapi.yaml` beside it is served at `/openapi.yaml`), and the functions' own variables
+//! (`BUSINESS_TIME_ZONE`, `CAMPAIGN_DEV_CLOCK`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -38,11 +39,14 @@ async fn main() -> Result<(), BoxError> {
         other => std::env::var(other).ok(),
     })?;
     let dev_clock = config.dev_clock;
-    let api = Arc::new(LocalApi::new(App::new(config, client), &template)?);
+    let openapi_path = template_path.with_file_name("openapi.yaml");
+    let openapi = std::fs::read(&openapi_path).map_err(|e| format!("{}: {e}", openapi_path.display()))?;
+    let api = Arc::new(LocalApi::new(App::new(config, client), &template)?.with_openapi(openapi));
     // Loopback only: tokens are decoded without checking signatures.
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("Campaign Functions local API on http://{addr} (DynamoDB Local at {endpoint}, table {table})");
+    println!("The contract (OpenAPI 3.1): http://{addr}/openapi.yaml");
     println!(
         "JWT signatures are NOT checked locally; dev clock (x-debug-now) is {}",
         if dev_clock { "ON" } else { "off" }

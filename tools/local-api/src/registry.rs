@@ -29,6 +29,10 @@ fn points_admin(app: &App, req: Request) -> HandlerFuture<'_> {
     Box::pin(points_admin::handle(app, req))
 }
 
+fn members(app: &App, req: Request) -> HandlerFuture<'_> {
+    Box::pin(members::handle(app, req))
+}
+
 pub fn functions() -> Vec<Function> {
     vec![
         Function {
@@ -45,6 +49,11 @@ pub fn functions() -> Vec<Function> {
             logical_id: "PointsAdminFunction",
             routes: points_admin::ROUTES,
             handler: points_admin,
+        },
+        Function {
+            logical_id: "MembersFunction",
+            routes: members::ROUTES,
+            handler: members,
         },
     ]
 }

@@ -27,7 +27,12 @@ pub struct LocalApi {
     /// has its own process: its own client and configuration cache).
     routes: Vec<(Route, Handler, App)>,
     cors: Option<Cors>,
+    /// The API contract, served at `GET /openapi.yaml` (a local convenience: API Gateway does not).
+    openapi: Option<Bytes>,
 }
+
+/// Where the local API serves the contract.
+pub const OPENAPI_PATH: &str = "/openapi.yaml";
 
 impl LocalApi {
     /// Routes from the template, each bound to its registered handler; one app for them all.
@@ -57,7 +62,14 @@ impl LocalApi {
         Ok(Self {
             routes,
             cors: template.cors()?,
+            openapi: None,
         })
+    }
+
+    /// Serves `yaml` (the contract, `openapi.yaml`) at [`OPENAPI_PATH`], without a token.
+    pub fn with_openapi(mut self, yaml: impl Into<Bytes>) -> Self {
+        self.openapi = Some(yaml.into());
+        self
     }
 
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
@@ -170,6 +182,14 @@ async fn dispatch(
     };
     let method = parts.method.as_str();
     let path = parts.uri.path();
+    if let (Some(spec), "GET", OPENAPI_PATH) = (&api.openapi, method, path) {
+        let mut resp = hyper::Response::new(Full::new(spec.clone()));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/yaml"),
+        );
+        return resp;
+    }
     let matched = api.routes.iter().find_map(|(route, handler, app)| {
         (route.method == method || route.method == "ANY")
             .then(|| event::match_path(&route.path, path))
