@@ -672,3 +672,38 @@ async fn profile_writes_survive_lost_answers_conflicts_and_races() {
     assert_eq!(after.profile.version, member.profile.version + 10);
     assert!(after.profile.display_name.unwrap().starts_with("Mia "));
 }
+
+/// The first home screen's bookkeeping write (the first appearance) failing never fails the
+/// screen: it is served, and the next visit records the appearance.
+#[tokio::test]
+async fn a_throttled_first_appearance_still_serves_the_home_screen() {
+    let env = TestEnv::new().await;
+    let throttled = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, _| (op == "PutItem").then_some(Fault::Throttle)),
+    )
+    .await;
+    let api = through(&throttled, &env).await;
+    let noa = member_token("noa-0001");
+    let home = api.get("/v1/me", Some(&noa), Some("2026-11-01T08:00:00Z")).await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert!(throttled.calls("PutItem") >= 1, "the write was tried");
+    let member = env
+        .app
+        .store
+        .member(&user("noa-0001"), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(member.registered_at(), None, "not recorded yet");
+    let direct = env.spawn_api().await;
+    direct
+        .get("/v1/me", Some(&noa), Some("2026-11-02T08:00:00Z"))
+        .await;
+    let member = env
+        .app
+        .store
+        .member(&user("noa-0001"), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(member.registered_at(), "2026-11-02T08:00:00Z".parse().ok());
+}

@@ -72,6 +72,9 @@ async fn display_names_are_validated_and_shown_to_others() {
     put_profile(&api, "u-mei-8c1e42", json!({ "display_name": 7 }))
         .await
         .assert_problem(400, "invalid-request");
+    put_profile(&api, "u-mei-8c1e42", json!({ "leaderboard_visible": null }))
+        .await
+        .assert_problem(400, "invalid-request");
     let plain = api
         .request(Method::PUT, "/v1/me/profile")
         .bearer_auth(&mei)
@@ -199,6 +202,19 @@ async fn a_service_sets_the_registration_date() {
     let env = TestEnv::new().await;
     let api = env.spawn_api().await;
     let shop = scoped_service_token("shop", "campaign/members.write");
+    // The member appeared on 1 November; the shop says they registered on 10 November (later:
+    // the shop knows better).
+    api.get(
+        "/v1/me",
+        Some(&member_token("kim-0004")),
+        Some("2026-11-01T00:00:00Z"),
+    )
+    .await;
+    let later = json!({ "registered_at": "2026-11-10T00:00:00Z" });
+    let set = api
+        .post("/v1/admin/members/kim-0004/registered", &shop, T0, &later)
+        .await;
+    assert_eq!(set.body["registered_at"], "2026-11-10T00:00:00Z", "{}", set.body);
     let body = json!({ "registered_at": "2024-02-29T10:00:00+08:00" });
     let set = api
         .post("/v1/admin/members/kim-0004/registered", &shop, T0, &body)

@@ -100,13 +100,19 @@ impl AdminProfile {
 struct ProfileBody {
     #[serde(default, deserialize_with = "present")]
     display_name: Option<Option<String>>,
-    #[serde(default)]
+    /// `null` is refused (400): only a name can be cleared.
+    #[serde(default, deserialize_with = "not_null")]
     leaderboard_visible: Option<bool>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`, by `default`).
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
+}
+
+/// A field that may be left out but not sent as `null`.
+fn not_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    bool::deserialize(d).map(Some)
 }
 
 async fn put_profile(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {

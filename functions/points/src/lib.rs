@@ -4,7 +4,7 @@
 //! |--------------------------|---------------------------------------------------------------|
 //! | `GET /v1/points`         | balance, held, lifetime earned, next expiry, expiring by month |
 //! | `GET /v1/me`             | the home screen: points, tier, today's check-in, profile, …   |
-//! | `GET /v1/points/ledger`  | entries newest first; `?limit=` (1–100, default 20), `?cursor=` |
+//! | `GET /v1/points/ledger`  | entries newest first; `?limit=` (1–100, default 20), `?cursor=`; an admin is `admin` |
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use serde::Serialize;
@@ -112,9 +112,27 @@ async fn ledger(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response
     app.store.account(&user, now).await?;
     let page = app.store.ledger_page(&user, limit, before).await?;
     http::ok(&LedgerPage {
-        entries: page.entries,
+        entries: page.entries.into_iter().map(member_view).collect(),
         next_cursor: page.next.map(|seq| cursor::encode(CURSOR_KIND, seq)),
     })
+}
+
+/// An entry as the member sees it: an admin who made a manual change is `admin`, never their user
+/// id (`admin:<sub>` in `by` and inside the business key of an admin's grant or reversal). A shop
+/// backend stays `service:<client id>` (not a member).
+fn member_view(mut entry: LedgerEntry) -> LedgerEntry {
+    let redact = |part: &str| match part.split_once(':') {
+        Some(("admin", _)) => "admin".to_owned(),
+        _ => part.to_owned(),
+    };
+    entry.by = entry.by.as_deref().map(redact);
+    entry.business_key = entry
+        .business_key
+        .split('#')
+        .map(redact)
+        .collect::<Vec<_>>()
+        .join("#");
+    entry
 }
 
 #[derive(Debug, Serialize)]

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
-use unicode_properties::{GeneralCategory, UnicodeEmoji, UnicodeGeneralCategory};
+use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeEmoji, UnicodeGeneralCategory};
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::{DomainError, UserId};
@@ -108,10 +108,8 @@ pub fn masked_id(user: &UserId) -> String {
 }
 
 /// The stored form of a requested display name, or why it is refused: trimmed, runs of spaces
-/// made one, NFC; 1–[`MAX_NAME_GRAPHEMES`] grapheme clusters; no control, format (bidi, zero
-/// width), private-use, unassigned or invisible characters; spaces only as U+0020; a zero width
-/// joiner only inside an emoji sequence; not a reserved name ([`reserved_key`]), and never
-/// "anonymous".
+/// made one, NFC; 1–[`MAX_NAME_GRAPHEMES`] grapheme clusters; only visible characters
+/// ([`all_visible`]); not a reserved name ([`reserved_key`]), and never "anonymous".
 pub fn display_name(raw: &str, reserved: &ReservedNames) -> Result<String, DomainError> {
     let invalid = |reason: &str| DomainError::invalid("display_name", reason);
     let collapsed = raw
@@ -135,9 +133,9 @@ pub fn display_name(raw: &str, reserved: &ReservedNames) -> Result<String, Domai
         if cluster.chars().count() > MAX_CLUSTER_CHARS {
             return Err(invalid("has a character with too many marks"));
         }
-        if !cluster_is_visible(cluster) {
-            return Err(invalid("must not contain control or invisible characters"));
-        }
+    }
+    if !all_visible(&name) {
+        return Err(invalid("must not contain control or invisible characters"));
     }
     let key = reserved_key(&name);
     if key == ANONYMOUS || reserved.contains(&key) {
@@ -156,45 +154,118 @@ const INVISIBLE: &[char] = &[
 ];
 
 const ZWJ: char = '\u{200D}';
+const ZWNJ: char = '\u{200C}';
+const VS15: char = '\u{FE0E}';
 const VS16: char = '\u{FE0F}';
 const BLACK_FLAG: char = '\u{1F3F4}';
+const CANCEL_TAG: char = '\u{E007F}';
 
-/// Whether every character of one grapheme cluster may appear in a name.
-fn cluster_is_visible(cluster: &str) -> bool {
-    let chars: Vec<char> = cluster.chars().collect();
-    chars.iter().enumerate().all(|(i, &c)| {
-        if INVISIBLE.contains(&c) {
+fn is_tag(c: char) -> bool {
+    ('\u{E0020}'..=CANCEL_TAG).contains(&c)
+}
+
+fn is_variation_selector(c: char) -> bool {
+    ('\u{FE00}'..='\u{FE0F}').contains(&c) || ('\u{E0100}'..='\u{E01EF}').contains(&c)
+}
+
+fn group(c: char) -> GeneralCategoryGroup {
+    c.general_category_group()
+}
+
+/// A letter or mark of a script that uses joiners in words (Hebrew and after: Arabic, Persian,
+/// the Indic scripts), not Latin, Greek or Cyrillic.
+fn joins_in_script(c: char) -> bool {
+    c >= '\u{0590}'
+        && matches!(
+            group(c),
+            GeneralCategoryGroup::Letter | GeneralCategoryGroup::Mark
+        )
+}
+
+/// Whether every character of a name may appear in it: no control, format (bidi overrides, zero
+/// width spaces, the BOM), private-use, unassigned or invisible characters; spaces only as U+0020
+/// and never carrying marks; no cluster that starts with a mark. Joiners are allowed where they
+/// shape what is seen: a zero width joiner between emoji (👩‍💻, 🏳️‍🌈), a joiner or non-joiner
+/// between letters of a script that uses them (Persian حسینی‌پور, Sinhala ශ්‍රී); an emoji
+/// variation selector only after an emoji; tag characters only as a subdivision flag (🏴 + 3–6
+/// tag letters and digits + cancel tag).
+fn all_visible(name: &str) -> bool {
+    for cluster in name.graphemes(true) {
+        let mut chars = cluster.chars();
+        let first = chars.next();
+        if first.is_some_and(|c| group(c) == GeneralCategoryGroup::Mark) {
             return false;
         }
-        match c.general_category() {
-            GeneralCategory::SpaceSeparator => c == ' ',
-            GeneralCategory::Control
-            | GeneralCategory::Surrogate
-            | GeneralCategory::PrivateUse
-            | GeneralCategory::Unassigned
-            | GeneralCategory::LineSeparator
-            | GeneralCategory::ParagraphSeparator => false,
-            // Zero width joiner: only between two parts of an emoji sequence (👩‍💻, 🏳️‍🌈).
-            GeneralCategory::Format if c == ZWJ => {
-                let before = i.checked_sub(1).and_then(|j| chars.get(j));
-                let after = chars.get(i + 1);
-                before.is_some_and(|&b| b == VS16 || b.is_emoji_char())
-                    && after.is_some_and(|a| a.is_emoji_char() && !a.is_ascii())
-            }
-            // Tag characters: only in a subdivision flag (🏴 + tags).
-            GeneralCategory::Format if ('\u{E0020}'..='\u{E007F}').contains(&c) => chars[0] == BLACK_FLAG,
-            GeneralCategory::Format => false,
-            _ => true,
+        if first == Some(' ') && cluster != " " {
+            return false;
         }
+        if cluster.chars().any(is_tag) && !is_subdivision_flag(cluster) {
+            return false;
+        }
+    }
+    let chars: Vec<char> = name.chars().collect();
+    chars.iter().enumerate().all(|(i, &c)| {
+        let before = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
+        let after = chars.get(i + 1).copied();
+        char_allowed(c, before, after)
     })
 }
 
+fn char_allowed(c: char, before: Option<char>, after: Option<char>) -> bool {
+    if INVISIBLE.contains(&c) {
+        return false;
+    }
+    if is_variation_selector(c) {
+        return (c == VS15 || c == VS16) && before.is_some_and(|b| b.is_emoji_char());
+    }
+    let in_script = before.is_some_and(joins_in_script) && after.is_some_and(joins_in_script);
+    match c.general_category() {
+        GeneralCategory::SpaceSeparator => c == ' ',
+        GeneralCategory::Control
+        | GeneralCategory::Surrogate
+        | GeneralCategory::PrivateUse
+        | GeneralCategory::Unassigned
+        | GeneralCategory::LineSeparator
+        | GeneralCategory::ParagraphSeparator => false,
+        GeneralCategory::Format if c == ZWJ => {
+            let emoji = before.is_some_and(|b| b == VS16 || b.is_emoji_char())
+                && after.is_some_and(|a| a.is_emoji_char());
+            emoji || in_script
+        }
+        GeneralCategory::Format if c == ZWNJ => in_script,
+        // Checked with their cluster: only in a subdivision flag.
+        GeneralCategory::Format => is_tag(c),
+        _ => true,
+    }
+}
+
+/// 🏴 followed by 3–6 tag letters or digits and the cancel tag (🏴󠁧󠁢󠁳󠁣󠁴󠁿).
+fn is_subdivision_flag(cluster: &str) -> bool {
+    let chars: Vec<char> = cluster.chars().collect();
+    let Some((&BLACK_FLAG, rest)) = chars.split_first() else {
+        return false;
+    };
+    let Some((&CANCEL_TAG, tags)) = rest.split_last() else {
+        return false;
+    };
+    (3..=6).contains(&tags.len())
+        && tags
+            .iter()
+            .all(|&t| ('\u{E0061}'..='\u{E007A}').contains(&t) || ('\u{E0030}'..='\u{E0039}').contains(&t))
+}
+
+/// Characters that change nothing a reader sees in a name that passed [`display_name`].
+fn ignorable(c: char) -> bool {
+    c.is_whitespace() || c == ZWJ || c == ZWNJ || is_variation_selector(c) || is_tag(c)
+}
+
 /// The form names are compared in when checking reservations: NFKC (full-width and styled letters
-/// become plain ones), lower case, without whitespace. "ＡＤ min" and "admin" share a key.
+/// become plain ones), lower case, without whitespace, joiners, variation selectors or tags.
+/// "ＡＤ min" and "admin" share a key.
 pub fn reserved_key(name: &str) -> String {
     name.nfkc()
         .flat_map(char::to_lowercase)
-        .filter(|c| !c.is_whitespace())
+        .filter(|&c| !ignorable(c))
         .collect()
 }
 

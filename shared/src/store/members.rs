@@ -190,21 +190,23 @@ impl Store {
         }
     }
 
-    /// Records a first appearance on the profile read as `profile`, unless another write came
-    /// first (then that write recorded it, or the next read will). One conditional put.
+    /// Records a first appearance on the profile read as `profile`: the profile written, or
+    /// `None` when another write came first (it recorded one, or the next visit will). One
+    /// conditional put, never retried.
     pub(crate) async fn record_first_appearance(
         &self,
         user: &UserId,
         profile: &Profile,
         existed: bool,
         now: DateTime<Utc>,
-    ) -> Result<Profile, StoreError> {
+    ) -> Result<Option<Profile>, StoreError> {
         let mut next = profile.clone();
         next.first_seen = Some(now);
+        next.updated_at = Some(now);
         next.version = profile.version + 1;
         let expected = existed.then_some(profile.version);
-        self.put_profile(&keys::profile(user), &next, expected).await?;
-        Ok(next)
+        let written = self.put_profile(&keys::profile(user), &next, expected).await?;
+        Ok(written.then_some(next))
     }
 
     /// The reserved display names as stored now (an admin's read; members' renames use the

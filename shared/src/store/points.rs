@@ -633,10 +633,17 @@ impl Store {
             TxOutcome::Nothing(read) => read,
             _ => return Err(StoreError::Internal("a read wrote something else".into()).into()),
         };
+        // A bookkeeping write: if it fails, the home screen is still served, and the next visit
+        // records the first appearance.
         if members::first_appearance_due(&home.member.profile, home.member.account_exists) {
-            home.member.profile = self
+            match self
                 .record_first_appearance(user, &home.member.profile, profile_exists, now)
-                .await?;
+                .await
+            {
+                Ok(Some(profile)) => home.member.profile = profile,
+                Ok(None) => {}
+                Err(err) => tracing::warn!(%err, "first appearance not recorded; the next visit will"),
+            }
         }
         Ok(home)
     }

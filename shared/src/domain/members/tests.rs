@@ -47,6 +47,11 @@ fn length_counts_grapheme_clusters_not_bytes() {
         "over 256 bytes"
     );
     assert!(display_name(&"a".repeat(24), &none()).is_ok());
+    // Exactly 256 bytes pass (10 families and 6 letters: 16 characters), 257 do not.
+    let full = format!("{}abcdef", family.repeat(10));
+    assert_eq!(full.len(), MAX_NAME_BYTES);
+    assert!(display_name(&full, &none()).is_ok());
+    assert!(display_name(&format!("{full}g"), &none()).is_err());
     assert!(display_name(&"a".repeat(25), &none()).is_err());
     // A letter with 12 stacked marks is refused (13 code points in one cluster); 11 are fine.
     assert!(display_name(&format!("a{}", "\u{334}".repeat(12)), &none()).is_err());
@@ -85,14 +90,27 @@ fn control_and_invisible_characters_are_refused() {
         "\u{FEFF}Bob", // byte order mark
         "\u{3164}",    // Hangul filler
         "a\u{3164}b",
-        "\u{2800}\u{2800}", // braille blank
-        "Bo\u{E000}b",      // private use
-        "Bob\u{E0041}",     // a tag outside a flag
-        "Bob\u{A0}Lee",     // no-break space
-        "Bob\u{3000}Lee",   // ideographic space
-        "Bo\u{2028}b",      // line separator
-        "a\u{34F}b",        // combining grapheme joiner
-        "\u{378}",          // unassigned
+        "\u{2800}\u{2800}",  // braille blank
+        "Bo\u{E000}b",       // private use
+        "Bob\u{E0041}",      // a tag outside a flag
+        "Bob\u{A0}Lee",      // no-break space
+        "Bob\u{3000}Lee",    // ideographic space
+        "Bo\u{2028}b",       // line separator
+        "a\u{34F}b",         // combining grapheme joiner
+        "\u{378}",           // unassigned
+        "👍\u{200D}\u{301}", // a joiner followed by a mark, not an emoji
+        "🏴\u{200C}",        // a format character in a flag's cluster that is not a tag
+        "a\u{200C}b",        // zero width non-joiner between Latin letters
+        "admin\u{FE0F}",     // an emoji selector after a letter
+        "Anonymous\u{FE0E}",
+        "Bob\u{E0101}", // an ideographic variation selector
+        "\u{300}",      // a lone mark
+        " \u{300}",
+        "a \u{300}b", // a mark on a space
+        "🏴\u{E0061}\u{E0064}\u{E006D}\u{E0069}\u{E006E}\u{E0073}\u{E0074}\u{E007F}", // 7 tags
+        "🏴\u{E0067}\u{E0062}", // no cancel tag
+        "🏴\u{E0041}\u{E0042}\u{E0043}\u{E007F}", // capital tags
+        "a\u{E0067}\u{E0062}\u{E0065}\u{E007F}", // tags without the flag
     ] {
         let err = display_name(raw, &none()).unwrap_err();
         assert!(matches!(err, DomainError::Invalid { .. }), "{raw:?} was accepted");
@@ -112,6 +130,10 @@ fn emoji_sequences_are_names() {
         "李小龍",
         "محمد",
         "नमस्ते",
+        "حسینی\u{200C}پور", // Persian with a zero width non-joiner
+        "ශ්\u{200D}රී",       // Sinhala with a zero width joiner after the virama
+        "❤\u{FE0F} Mei",
+        "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}", // Scotland
     ] {
         assert!(display_name(raw, &none()).is_ok(), "{raw:?} was refused");
     }
@@ -138,6 +160,9 @@ fn reserved_names_are_refused_case_and_width_insensitively() {
     for raw in ["admin2", "an admin", "officials"] {
         assert!(display_name(raw, &list).is_ok(), "{raw:?}");
     }
+    // Invisible characters never tell a reserved name apart.
+    assert_eq!(reserved_key("ad\u{200D}min\u{FE0F}"), "admin");
+    assert_eq!(reserved_key("Ad Min"), "admin");
     // Nobody may pose as an opted-out member, reserved or not.
     assert_eq!(display_name("Anonymous", &none()), Err(DomainError::ReservedName));
 }
@@ -219,7 +244,7 @@ proptest! {
     /// Whatever is accepted is stored in a form that is accepted again unchanged, and meets the
     /// limits.
     #[test]
-    fn accepted_names_are_stable_and_within_limits(raw in "\\PC{0,30}") {
+    fn accepted_names_are_stable_and_within_limits(raw in prop_oneof![any::<String>(), "\\PC{0,30}"]) {
         if let Ok(name) = display_name(&raw, &none()) {
             prop_assert_eq!(display_name(&name, &none()), Ok(name.clone()));
             let clusters = name.graphemes(true).count();
