@@ -111,6 +111,9 @@ fn control_and_invisible_characters_are_refused() {
         "🏴\u{E0067}\u{E0062}", // no cancel tag
         "🏴\u{E0041}\u{E0042}\u{E0043}\u{E007F}", // capital tags
         "a\u{E0067}\u{E0062}\u{E0065}\u{E007F}", // tags without the flag
+        "\u{263A}\u{FE00}", // a variation selector that is not an emoji's
+        "پ\u{200C}a", // a non-joiner between Persian and Latin
+        "a\u{200D}پ",
     ] {
         let err = display_name(raw, &none()).unwrap_err();
         assert!(matches!(err, DomainError::Invalid { .. }), "{raw:?} was accepted");
@@ -133,6 +136,7 @@ fn emoji_sequences_are_names() {
         "حسینی\u{200C}پور", // Persian with a zero width non-joiner
         "ශ්\u{200D}රී",       // Sinhala with a zero width joiner after the virama
         "❤\u{FE0F} Mei",
+        "\u{263A}\u{FE0E} Mei", // text presentation of an emoji
         "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}", // Scotland
     ] {
         assert!(display_name(raw, &none()).is_ok(), "{raw:?} was refused");
