@@ -60,13 +60,17 @@ pub fn account(user: &UserId) -> Key {
 
 pub const LEDGER_PREFIX: &str = "LEDGER#";
 
+fn ledger_sk(seq: u64) -> String {
+    format!("{LEDGER_PREFIX}{seq:020}")
+}
+
 /// The sort key of a member's first ledger entry (`seq` 1).
 pub fn first_ledger_entry_sk() -> String {
-    format!("{LEDGER_PREFIX}{:020}", 1)
+    ledger_sk(1)
 }
 
 pub fn ledger_entry(user: &UserId, seq: u64) -> Key {
-    Key::new(user_pk(user), format!("{LEDGER_PREFIX}{seq:020}"))
+    Key::new(user_pk(user), ledger_sk(seq))
 }
 
 /// The guard item of a business key: its conditional put is what makes a payment happen once.

@@ -164,30 +164,8 @@ impl Store {
         profile: &Profile,
         expected: Option<u64>,
     ) -> Result<bool, StoreError> {
-        let item = to_item_with_key(key, profile)?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let put = match expected {
-            Some(version) => put
-                .condition_expression("#v = :v")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_values(":v", AttributeValue::N(version.to_string())),
-            None => put.condition_expression("attribute_not_exists(pk)"),
-        };
-        match self.retry_conflicts(|| put.clone().send()).await? {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(classify(err)),
-        }
+        self.put_if_version(to_item_with_key(key, profile)?, expected)
+            .await
     }
 
     /// Records a first appearance on the profile read as `profile`: the profile written, or

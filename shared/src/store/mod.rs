@@ -275,6 +275,35 @@ impl Store {
         }
     }
 
+    /// A plain `PutItem` of `item` if the stored item's `version` is still `expected` (`None`: the
+    /// item must not exist yet), again while a transaction holds it. False when another write
+    /// came first (the caller reads again).
+    pub(crate) async fn put_if_version(&self, item: Item, expected: Option<u64>) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match expected {
+            Some(version) => put
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", AttributeValue::N(version.to_string())),
+            None => put.condition_expression("attribute_not_exists(pk)"),
+        };
+        match self.retry_conflicts(|| put.clone().send()).await? {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(classify(err)),
+        }
+    }
+
     /// A single `GetItem`.
     pub(crate) async fn get_item(&self, key: &Key, consistent: bool) -> Result<Option<Item>, StoreError> {
         let call = self

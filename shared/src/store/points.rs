@@ -495,32 +495,13 @@ impl Store {
     ) -> Result<bool, crate::Error> {
         let item = to_item_with_key(key, value)?;
         let Some((other, other_version)) = unchanged else {
-            let mut put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item));
-            put = match expected {
-                0 => put.condition_expression("attribute_not_exists(pk)"),
-                v => put
-                    .condition_expression("#v = :v")
-                    .expression_attribute_names("#v", "version")
-                    .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
-            };
-            return match self.retry_conflicts(|| put.clone().send()).await? {
-                Ok(_) => {
-                    self.cache.forget(key);
-                    Ok(true)
-                }
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(false)
-                }
-                Err(err) => Err(classify(err).into()),
-            };
+            let written = self
+                .put_if_version(item, (expected > 0).then_some(expected))
+                .await?;
+            if written {
+                self.cache.forget(key);
+            }
+            return Ok(written);
         };
         let put = put_versioned(&self.table, item, (expected > 0).then_some(expected))?;
         let check = condition_check_version(&self.table, &other, other_version)?;
