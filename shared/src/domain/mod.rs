@@ -1,5 +1,6 @@
 //! Pure business rules: given a state, an input and `now`, what changes. No I/O, no clock, no RNG.
 
+pub mod boards;
 pub mod checkin;
 mod error;
 pub mod home;
