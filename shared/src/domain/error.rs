@@ -38,6 +38,24 @@ pub enum DomainError {
     /// A display name an admin reserved (or "anonymous").
     #[error("that display name is reserved")]
     ReservedName,
+    /// A contest would make more contests run at once (or be listed) than the earn path carries.
+    #[error("at most {max_active} contests may run at once and {max_listed} be scheduled")]
+    TooManyContests { max_active: usize, max_listed: usize },
+    /// Joining, leaving or forming a team when the contest no longer allows it.
+    #[error("{0}")]
+    ContestClosed(&'static str),
+    /// A contest that has started cannot be cancelled.
+    #[error("the contest has started")]
+    ContestStarted,
+    /// A team with no seat left.
+    #[error("the team is full ({max} members)")]
+    TeamFull { max: u32 },
+    /// A member already in a team of this contest (one team per member per contest).
+    #[error("already in a team of this contest")]
+    AlreadyInTeam,
+    /// A fulfilment marked shipped a second time.
+    #[error("already marked shipped")]
+    AlreadyShipped,
     /// Integer arithmetic would overflow: the operation is refused rather than wrapped.
     #[error("amount would overflow")]
     Overflow,

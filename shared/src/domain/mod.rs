@@ -2,6 +2,7 @@
 
 pub mod boards;
 pub mod checkin;
+pub mod contests;
 mod error;
 pub mod home;
 pub mod ids;

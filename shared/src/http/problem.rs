@@ -124,6 +124,22 @@ impl From<DomainError> for ApiError {
             DomainError::ReservedName => {
                 ApiError::new(422, "reserved-name", "Reserved name", err.to_string())
             }
+            DomainError::TooManyContests { .. } => {
+                ApiError::new(429, "too-many-contests", "Too many contests", err.to_string())
+            }
+            DomainError::ContestClosed(_) => {
+                ApiError::new(409, "contest-closed", "Contest closed", err.to_string())
+            }
+            DomainError::ContestStarted => {
+                ApiError::new(409, "contest-started", "Contest started", err.to_string())
+            }
+            DomainError::TeamFull { .. } => ApiError::new(409, "team-full", "Team full", err.to_string()),
+            DomainError::AlreadyInTeam => {
+                ApiError::new(409, "already-in-team", "Already in a team", err.to_string())
+            }
+            DomainError::AlreadyShipped => {
+                ApiError::new(409, "already-shipped", "Already shipped", err.to_string())
+            }
             DomainError::NotMissed => ApiError::new(409, "not-missed", "Date not missed", err.to_string()),
             DomainError::MakeupLimitReached { .. } => ApiError::new(
                 409,
