@@ -113,5 +113,9 @@ for e in [
     event("POST", f"/v1/admin/members/{MEMBER['sub']}/registered", "/v1/admin/members/{user_id}/registered",
           claims=MEMBERS_SERVICE, path_params={"user_id": MEMBER["sub"]},
           body={"registered_at": "2025-06-18T10:00:00+08:00"}),
+    event("GET", "/v1/leaderboards/all-time", "/v1/leaderboards/{board}", qs="limit=10",
+          path_params={"board": "all-time"}),
+    event("GET", "/v1/leaderboards/weekly/me", "/v1/leaderboards/{board}/me", qs="neighbours=2",
+          path_params={"board": "weekly"}),
 ]:
     save(e)

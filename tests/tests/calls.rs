@@ -15,11 +15,12 @@ use local_api::template::Template;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const FUNCTIONS: [&str; 4] = [
+const FUNCTIONS: [&str; 5] = [
     "PointsFunction",
     "CheckinFunction",
     "PointsAdminFunction",
     "MembersFunction",
+    "LeaderboardsFunction",
 ];
 
 /// The local API with one recording proxy per function.
@@ -361,6 +362,37 @@ async fn tour(r: &Recorded) {
             .await,
         "first home screen",
     );
+    // A purchase moves the boards (counters are ADDed); the boards are read back.
+    let order = json!({ "user_id": "amy", "order_amount_cents": 12_300, "reason": "order", "ref": "o-tour" });
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/admin/points/grants",
+            &shop,
+            T0,
+            Some("o-tour"),
+            Some(&order),
+        )
+        .await,
+        "purchase",
+    );
+    ok(
+        r.send(Method::GET, "/v1/leaderboards/all-time", &amy, T0, None, None)
+            .await,
+        "board",
+    );
+    ok(
+        r.send(
+            Method::GET,
+            "/v1/leaderboards/all-time/me?neighbours=2",
+            &amy,
+            T0,
+            None,
+            None,
+        )
+        .await,
+        "my rank",
+    );
     // A hold that times out, released by the next read; much later, expiry by a read.
     let hold = json!({ "user_id": "amy", "amount": 10, "ref": "cart-2" });
     ok(
@@ -655,8 +687,8 @@ async fn each_route_makes_its_known_round_trips() {
         .await;
     expect(
         ops,
-        &["BatchGetItem", "GetItem", "TransactWriteItems"],
-        "reversal: the grant's lookup first",
+        &["BatchGetItem", "GetItem", "GetItem", "TransactWriteItems"],
+        "reversal: the grant's lookup and its entry (did it count on the boards?) first",
     );
     let (_, ops) = r
         .ops(

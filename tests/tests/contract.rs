@@ -21,6 +21,7 @@ fn template_openapi_and_handlers_name_the_same_routes() {
         checkin::ROUTES,
         points_admin::ROUTES,
         members::ROUTES,
+        leaderboards::ROUTES,
     ]
     .concat()
     .into_iter()
@@ -133,6 +134,11 @@ fn every_operation_documents_its_auth_and_errors() {
             .as_array()
             .into_iter()
             .flatten()
+            .map(|p| match p["$ref"].as_str() {
+                // A shared parameter: `#/components/parameters/<name>`.
+                Some(r) => &doc["components"]["parameters"][r.rsplit('/').next().unwrap()],
+                None => p,
+            })
             .filter(|p| p["in"] == "path")
             .map(|p| p["name"].as_str().unwrap().to_owned())
             .collect();

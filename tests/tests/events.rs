@@ -64,6 +64,8 @@ fn expectation(file: &str) -> Option<Expect> {
             0,
             None,
         ),
+        "get-v1-leaderboards-board.json" => e(200, &["board", "final", "entries"], 0, None),
+        "get-v1-leaderboards-board-me.json" => e(200, &["board", "ranked", "above", "below"], 0, None),
         "get-v1-admin-reserved-names.json" | "put-v1-admin-reserved-names.json" => {
             e(200, &["names", "version", "updated_at"], 0, None)
         }

@@ -17,8 +17,9 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::DomainError;
+use super::contests::{Counting, Metric};
 use super::ids::validate_slug;
-use super::ledger::Reason;
+use super::ledger::{Kind, Posting, Reason};
 
 /// Index partitions (and counter partitions) per board. Each takes at most 1,000 write units a
 /// second on DynamoDB, so a board takes about `SHARDS × 500` earns a second in transactions.
@@ -351,6 +352,50 @@ pub fn merge_neighbours(
 /// strictly higher score.
 pub fn rank_from_counts(in_higher_buckets: u64, higher_in_my_bucket: u64) -> u64 {
     1 + in_higher_buckets + higher_in_my_bucket
+}
+
+/// What one ledger operation did, as the boards see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Activity<'a> {
+    /// Every posting the operation writes (housekeeping and tier notes never count).
+    pub postings: &'a [Posting],
+    /// The operation is a check-in of this campaign (never a make-up).
+    pub checkin: Option<&'a str>,
+    /// The operation reverses an earn of this reason.
+    pub reverses: Option<Reason>,
+}
+
+impl Activity<'_> {
+    /// How the points boards move: credits of counted reasons raise them; a reversal of a counted
+    /// earn lowers them by what it takes back (its forgiven expired share included, since the
+    /// earn raised the score by the whole amount). `counted` narrows the reasons (a contest's).
+    pub fn points(&self, counted: impl Fn(Reason) -> bool) -> i64 {
+        let mut sum: i64 = 0;
+        for posting in self.postings {
+            let delta = match (&posting.kind, posting.reason) {
+                (Kind::Reverse { forgiven, .. }, Reason::Reversal) => match self.reverses {
+                    Some(earned) if counts(earned) && counted(earned) => posting.delta - forgiven,
+                    _ => 0,
+                },
+                (_, reason) if counts(reason) && counted(reason) && posting.delta > 0 => posting.delta,
+                _ => 0,
+            };
+            sum = sum.saturating_add(delta);
+        }
+        sum
+    }
+
+    /// How a contest's score moves.
+    pub fn for_contest(&self, counting: &Counting) -> i64 {
+        match counting.metric {
+            Metric::PointsEarned => self.points(|r| counting.reasons.contains(&r)),
+            Metric::Checkins => i64::from(
+                self.reverses.is_none()
+                    && self.checkin.is_some()
+                    && self.checkin == counting.campaign.as_deref(),
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

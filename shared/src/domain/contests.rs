@@ -137,7 +137,6 @@ pub struct Settled {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contest {
     pub id: String,
-    #[serde(flatten)]
     pub spec: ContestSpec,
     #[serde(default)]
     pub cancelled: bool,
@@ -182,7 +181,9 @@ impl ContestSpec {
 
     /// The prize of a position, if any.
     pub fn prize_for(&self, position: u64) -> Option<&Prize> {
-        self.prizes.iter().find(|p| p.from <= position && position <= p.to)
+        self.prizes
+            .iter()
+            .find(|p| p.from <= position && position <= p.to)
     }
 }
 
@@ -266,7 +267,10 @@ pub fn validate(
         ));
     }
     if spec.ends_at < existing.spec.ends_at {
-        return Err(DomainError::invalid("ends_at", "a running contest may only be extended"));
+        return Err(DomainError::invalid(
+            "ends_at",
+            "a running contest may only be extended",
+        ));
     }
     if spec.ends_at != existing.spec.ends_at && existing.spec.ends_at < now + lead {
         return Err(DomainError::invalid(
@@ -295,14 +299,22 @@ fn normalize(mut spec: ContestSpec) -> Result<ContestSpec, DomainError> {
     if spec.description.chars().count() > 2_000 {
         return Err(DomainError::invalid("description", "at most 2000 characters"));
     }
-    if spec.title.chars().chain(spec.description.chars()).any(|c| c.is_control() && c != '\n') {
+    if spec
+        .title
+        .chars()
+        .chain(spec.description.chars())
+        .any(|c| c.is_control() && c != '\n')
+    {
         return Err(DomainError::invalid("title", "no control characters"));
     }
     if spec.ends_at <= spec.starts_at {
         return Err(DomainError::invalid("ends_at", "must be after starts_at"));
     }
     if spec.ends_at - spec.starts_at > Duration::days(MAX_DAYS) {
-        return Err(DomainError::invalid("ends_at", format!("a contest lasts at most {MAX_DAYS} days")));
+        return Err(DomainError::invalid(
+            "ends_at",
+            format!("a contest lasts at most {MAX_DAYS} days"),
+        ));
     }
     match spec.metric {
         Metric::PointsEarned => {
@@ -322,9 +334,15 @@ fn normalize(mut spec: ContestSpec) -> Result<ContestSpec, DomainError> {
         }
         Metric::Checkins => {
             if spec.reasons.is_some() {
-                return Err(DomainError::invalid("reasons", "only for the points_earned metric"));
+                return Err(DomainError::invalid(
+                    "reasons",
+                    "only for the points_earned metric",
+                ));
             }
-            validate_slug("campaign", spec.campaign.get_or_insert_with(|| "daily".to_owned()))?;
+            validate_slug(
+                "campaign",
+                spec.campaign.get_or_insert_with(|| "daily".to_owned()),
+            )?;
         }
     }
     let max_winners = match spec.format {
@@ -354,7 +372,10 @@ fn normalize(mut spec: ContestSpec) -> Result<ContestSpec, DomainError> {
         return Err(DomainError::invalid("grace_seconds", "1-86400"));
     }
     if spec.prizes.len() > MAX_PRIZES {
-        return Err(DomainError::invalid("prizes", format!("at most {MAX_PRIZES} ranges")));
+        return Err(DomainError::invalid(
+            "prizes",
+            format!("at most {MAX_PRIZES} ranges"),
+        ));
     }
     let mut ranges: Vec<(u64, u64)> = Vec::new();
     for prize in &mut spec.prizes {

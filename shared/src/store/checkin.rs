@@ -287,8 +287,11 @@ impl Store {
         extra.extend(call.map(|c| c.key.clone()));
         // A lost race to the same business key means another request just checked in: the second
         // pass reads that state and answers as a repeat.
+        // A check-in moves the boards (its points, its milestones, the `checkins` metric); a
+        // make-up never does.
+        let scored = self.scored(super::Scoring::checkin(now, campaign_id));
         for _ in 0..2 {
-            let outcome = self
+            let outcome = scored
                 .ledger_transaction(user, &extra, now, |snapshot| {
                     if let Some(record) = stored_answer(snapshot, call)? {
                         return Ok(Decision::Nothing(Answer::Stored(record)));

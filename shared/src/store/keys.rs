@@ -11,6 +11,14 @@
 //! | profile         | `USER#<user>`       | `PROFILE`             |
 //! | reserved names  | `CONFIG`            | `RESERVED_NAMES`      |
 //! | home indexes    | `CONFIG`            | `CONTESTS`, `DRAWS`   |
+//! | board score     | `USER#<user>`       | `SCORE#<board>`       |
+//! | contest entry   | `USER#<user>`       | `CONTEST#<id>`        |
+//! | board counter   | `BOARD#<board>#COUNT#<shard>` | `BUCKET#<bucket:020>` |
+//! | contest         | `CONTEST#<id>`      | `CONFIG`              |
+//! | contest result  | `CONTEST#<id>`      | `RESULT`              |
+//! | team            | `CONTEST#<id>#TEAM#<team>` | `TEAM`         |
+//! | team code       | `TEAMCODE#<code>`   | `CODE`                |
+//! | fulfilment      | `FULFILMENT#<id>`   | `FULFILMENT`          |
 //!
 //! See docs/data-model.md for the whole product's layout, including the entities later issues add.
 
@@ -141,6 +149,71 @@ pub fn draws_index() -> Key {
     Key::new("CONFIG".to_owned(), "DRAWS")
 }
 
+/// A member's score on a points board (all-time, a week, a month).
+pub fn score(user: &UserId, board: &crate::domain::boards::Board) -> Key {
+    Key::new(user_pk(user), format!("SCORE#{board}"))
+}
+
+/// A member's entry in a contest (join, team, score), under the member: a join burst spreads
+/// over members' partitions.
+pub fn contest_entry(user: &UserId, contest: &str) -> Key {
+    Key::new(user_pk(user), format!("{CONTEST_ENTRY_PREFIX}{contest}"))
+}
+
+pub const CONTEST_ENTRY_PREFIX: &str = "CONTEST#";
+
+/// A contest's configuration and settlement state.
+pub fn contest(id: &str) -> Key {
+    Key::new(format!("CONTEST#{id}"), "CONFIG")
+}
+
+/// A contest's frozen result (one item: the winning positions).
+pub fn contest_result(id: &str) -> Key {
+    Key::new(format!("CONTEST#{id}"), "RESULT")
+}
+
+/// A team of a team contest (members, score).
+pub fn team(contest: &str, team: &str) -> Key {
+    Key::new(format!("CONTEST#{contest}#TEAM#{team}"), "TEAM")
+}
+
+/// A team's join code.
+pub fn team_code(code: &str) -> Key {
+    Key::new(format!("TEAMCODE#{code}"), "CODE")
+}
+
+/// A prize to fulfil (shipped once).
+pub fn fulfilment(id: &str) -> Key {
+    Key::new(format!("FULFILMENT#{id}"), "FULFILMENT")
+}
+
+/// The `gsi2` partition of one shard of a board.
+pub fn board_shard(board: &crate::domain::boards::Board, shard: u32) -> String {
+    format!("BOARD#{board}#{shard}")
+}
+
+/// The partition of one shard of a board's bucket counters.
+pub fn board_counters(board: &crate::domain::boards::Board, shard: u32) -> String {
+    format!("BOARD#{board}#COUNT#{shard}")
+}
+
+/// The sort key of a bucket counter: buckets sort by their lowest score.
+pub fn bucket_sk(bucket: u64) -> String {
+    format!("BUCKET#{bucket:020}")
+}
+
+pub fn board_counter(board: &crate::domain::boards::Board, shard: u32, bucket: u64) -> Key {
+    Key::new(board_counters(board, shard), bucket_sk(bucket))
+}
+
+/// The `gsi1` partition listing contests by when they may be settled.
+pub const CONTESTS_BY_SETTLEMENT: &str = "CONTESTS";
+
+/// The `gsi1` partition listing fulfilments of one source in one status.
+pub fn fulfilments_of(source: &str, status: &str) -> String {
+    format!("FULFIL#{source}#{status}")
+}
+
 pub fn warmup() -> Key {
     Key::new("WARMUP".to_owned(), "WARMUP")
 }
@@ -179,6 +252,11 @@ pub mod business {
 
     pub fn makeup(campaign: &str, user: &UserId, date: NaiveDate) -> String {
         format!("makeup#{campaign}#{user}#{date}")
+    }
+
+    /// A contest prize: one per member per contest, ever.
+    pub fn contest(contest: &str, user: &UserId) -> String {
+        format!("contest#{contest}#{user}")
     }
 
     pub fn milestone(campaign: &str, user: &UserId, run_start: NaiveDate, days: u32) -> String {

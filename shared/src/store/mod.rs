@@ -1,8 +1,10 @@
 //! All DynamoDB access. The only module that formats key strings ([`keys`]).
 
+mod boards;
 mod cache;
 mod checkin;
 pub mod keys;
+mod leaderboards;
 pub mod ledger;
 mod members;
 mod points;
@@ -23,8 +25,10 @@ use serde_dynamo::aws_sdk_dynamodb_1 as dynamo;
 
 use crate::domain::ledger::LedgerRules;
 
+pub use boards::{BoardEntry, Scoring, Team};
 pub use checkin::{CheckinDay, CheckinMonth, CheckinOutcome, MakeupOutcome};
 pub use keys::Key;
+pub use leaderboards::{BoardPage, BoardRow, ContestResult, MyStanding, Neighbour};
 pub use members::{BackfillReport, Member, ProfileChange};
 pub use points::{Attribution, Home, IdempotentCall};
 pub use tx::{
@@ -153,6 +157,8 @@ pub struct Store {
     /// When set (per request, [`Store::until`]), no DynamoDB call, retry or backoff runs past it:
     /// the request answers 503 instead.
     deadline: Option<Instant>,
+    /// Set by [`Store::scored`]: the ledger transactions of this operation move board scores.
+    scoring: Option<boards::Scoring>,
 }
 
 impl Store {
@@ -173,6 +179,7 @@ impl Store {
             rules,
             cache: std::sync::Arc::new(cache::ConfigCache::new(ttl)),
             deadline: None,
+            scoring: None,
         }
     }
 

@@ -12,6 +12,7 @@ use super::{
     Decision, IdempotencyRecord, Key, OnConflict, Plan, Respond, Snapshot, Store, StoreError, TxOutcome,
     Write, classify, from_item, keys, to_item_with_key,
 };
+use crate::domain::boards;
 use crate::domain::ledger::{self, Kind, LedgerEntry, Posting, Reason};
 use crate::domain::tiers::{MultiplierWindow, Multipliers, TierConfig, TierState};
 use crate::domain::{DomainError, UserId};
@@ -128,41 +129,48 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<String, crate::Error> {
         let business_key = super::keys::business::grant(caller, idempotency_key);
-        self.idempotent(user, &[], call, DomainError::IdempotencyKeyReused, now, |snap| {
-            // A member never moved yet is in the lowest tier.
-            let lowest = snap
-                .get::<TierState>(&keys::tiers())?
-                .unwrap_or_default()
-                .config()
-                .tiers[0]
-                .name
-                .clone();
-            let mut postings = Vec::new();
-            if base > 0 {
-                let mut posting = Posting::new(base, reason, reference, business_key.clone());
-                posting.by = Some(who.by.clone());
-                posting.note = who.note.clone();
-                postings.push(posting);
-            }
-            let (user_id, key, reference) = (user.to_string(), business_key.clone(), reference.to_owned());
-            let respond: Respond = Box::new(move |entries, account| {
-                let entry = entry_for(entries, &key);
-                to_json(json!({
-                    "user_id": user_id,
-                    "points": entry.map_or(0, |e| e.delta),
-                    "base": base,
-                    "factors_bps": entry.and_then(|e| e.factors_bps.clone()).unwrap_or_default(),
-                    "reason": reason,
-                    "ref": reference,
-                    "entry_seq": entry.map(|e| e.seq),
-                    "expires_after": entry.and_then(|e| e.expires_after),
-                    "balance": account.balance,
-                    "tier": account.tier.clone().unwrap_or(lowest),
-                }))
-            });
-            Ok((postings, vec![], respond))
-        })
-        .await
+        // Purchases count on the boards; grants never do (no buying rank).
+        let store = match boards::counts(reason) {
+            true => self.scored(super::Scoring::earn(now)),
+            false => self.clone(),
+        };
+        store
+            .idempotent(user, &[], call, DomainError::IdempotencyKeyReused, now, |snap| {
+                // A member never moved yet is in the lowest tier.
+                let lowest = snap
+                    .get::<TierState>(&keys::tiers())?
+                    .unwrap_or_default()
+                    .config()
+                    .tiers[0]
+                    .name
+                    .clone();
+                let mut postings = Vec::new();
+                if base > 0 {
+                    let mut posting = Posting::new(base, reason, reference, business_key.clone());
+                    posting.by = Some(who.by.clone());
+                    posting.note = who.note.clone();
+                    postings.push(posting);
+                }
+                let (user_id, key, reference) =
+                    (user.to_string(), business_key.clone(), reference.to_owned());
+                let respond: Respond = Box::new(move |entries, account| {
+                    let entry = entry_for(entries, &key);
+                    to_json(json!({
+                        "user_id": user_id,
+                        "points": entry.map_or(0, |e| e.delta),
+                        "base": base,
+                        "factors_bps": entry.and_then(|e| e.factors_bps.clone()).unwrap_or_default(),
+                        "reason": reason,
+                        "ref": reference,
+                        "entry_seq": entry.map(|e| e.seq),
+                        "expires_after": entry.and_then(|e| e.expires_after),
+                        "balance": account.balance,
+                        "tier": account.tier.clone().unwrap_or(lowest),
+                    }))
+                });
+                Ok((postings, vec![], respond))
+            })
+            .await
     }
 
     /// `caller` takes back up to `amount` (default: all that is left) of the grant made by
@@ -186,61 +194,73 @@ impl Store {
             .await?
             .ok_or(DomainError::NotFound("grant"))?;
         let user = UserId::parse(&grant.user_id)?;
+        // A reversal lowers the boards the earn raised (its period, its contests): the earn's
+        // entry says whether it counted.
+        let earned: Option<LedgerEntry> = self
+            .get_item(&keys::ledger_entry(&user, grant.seq), true)
+            .await?
+            .map(super::from_item)
+            .transpose()?;
+        let store = match earned.map(|e| e.reason).filter(|r| boards::counts(*r)) {
+            Some(reason) => self.scored(super::Scoring::reversal(grant.at, reason)),
+            None => self.clone(),
+        };
         let counter_key = keys::reversed(&grant_business_key);
         let bucket = self.rules.bucket_for(grant.at);
         let business_key = super::keys::business::reversal(caller, idempotency_key);
-        self.idempotent(
-            &user,
-            std::slice::from_ref(&counter_key),
-            call,
-            DomainError::IdempotencyKeyReused,
-            now,
-            |snap| {
-                let reversed: ReversedRecord = snap.get(&counter_key)?.unwrap_or_default();
-                let remaining = grant.delta - reversed.total;
-                if remaining <= 0 {
-                    return Err(DomainError::GrantFullyReversed.into());
-                }
-                let take = amount.unwrap_or(remaining).min(remaining);
-                // The grant's share of its bucket that expired is forgiven, never taken twice.
-                let forgiven = ledger::forgiven_part(&snap.account, bucket, take, self.rules.today(now));
-                let mut posting = Posting::new(
-                    -(take - forgiven),
-                    Reason::Reversal,
-                    grant_key,
-                    business_key.clone(),
-                )
-                .with_kind(Kind::Reverse {
-                    bucket: Some(bucket),
-                    forgiven,
-                });
-                posting.by = Some(who.by.clone());
-                posting.note = who.note.clone();
-                let next = ReversedRecord {
-                    total: reversed.total + take,
-                    version: reversed.version + 1,
-                };
-                let expected = (reversed.version > 0).then_some(reversed.version);
-                let write = Write {
-                    action: put_versioned(&self.table, to_item_with_key(&counter_key, &next)?, expected)?,
-                    on_conflict: OnConflict::Retry,
-                };
-                let (user_id, grant_key) = (user.to_string(), grant_key.to_owned());
-                let respond: Respond = Box::new(move |_, account| {
-                    to_json(json!({
-                        "user_id": user_id,
-                        "grant_idempotency_key": grant_key,
-                        "reversed": take,
-                        "taken": take - forgiven,
-                        "forgiven_expired": forgiven,
-                        "grant_remaining": remaining - take,
-                        "balance": account.balance,
-                    }))
-                });
-                Ok((vec![posting], vec![write], respond))
-            },
-        )
-        .await
+        store
+            .idempotent(
+                &user,
+                std::slice::from_ref(&counter_key),
+                call,
+                DomainError::IdempotencyKeyReused,
+                now,
+                |snap| {
+                    let reversed: ReversedRecord = snap.get(&counter_key)?.unwrap_or_default();
+                    let remaining = grant.delta - reversed.total;
+                    if remaining <= 0 {
+                        return Err(DomainError::GrantFullyReversed.into());
+                    }
+                    let take = amount.unwrap_or(remaining).min(remaining);
+                    // The grant's share of its bucket that expired is forgiven, never taken twice.
+                    let forgiven = ledger::forgiven_part(&snap.account, bucket, take, self.rules.today(now));
+                    let mut posting = Posting::new(
+                        -(take - forgiven),
+                        Reason::Reversal,
+                        grant_key,
+                        business_key.clone(),
+                    )
+                    .with_kind(Kind::Reverse {
+                        bucket: Some(bucket),
+                        forgiven,
+                    });
+                    posting.by = Some(who.by.clone());
+                    posting.note = who.note.clone();
+                    let next = ReversedRecord {
+                        total: reversed.total + take,
+                        version: reversed.version + 1,
+                    };
+                    let expected = (reversed.version > 0).then_some(reversed.version);
+                    let write = Write {
+                        action: put_versioned(&self.table, to_item_with_key(&counter_key, &next)?, expected)?,
+                        on_conflict: OnConflict::Retry,
+                    };
+                    let (user_id, grant_key) = (user.to_string(), grant_key.to_owned());
+                    let respond: Respond = Box::new(move |_, account| {
+                        to_json(json!({
+                            "user_id": user_id,
+                            "grant_idempotency_key": grant_key,
+                            "reversed": take,
+                            "taken": take - forgiven,
+                            "forgiven_expired": forgiven,
+                            "grant_remaining": remaining - take,
+                            "balance": account.balance,
+                        }))
+                    });
+                    Ok((vec![posting], vec![write], respond))
+                },
+            )
+            .await
     }
 
     /// Reserves `amount` points of `user` for a checkout, soonest-expiring first.

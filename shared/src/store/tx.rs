@@ -23,8 +23,10 @@ use rand::RngExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::boards::Targets;
 use super::cache::ConfigCache;
 use super::{Item, Key, Store, StoreError, classify, from_item, keys, to_item_with_key};
+use crate::domain::contests::Listed;
 use crate::domain::ledger::{self, Account, Kind, LedgerEntry, Posting, Reason};
 use crate::domain::tiers::{self, Multipliers, TierState};
 use crate::domain::{DomainError, UserId};
@@ -273,7 +275,14 @@ impl Store {
     where
         F: FnMut(&Snapshot) -> Result<Decision<T>, crate::Error>,
     {
-        let wanted = with_config(extra);
+        let targets = match mode {
+            TierMode::Operation => self.score_targets(now)?,
+            TierMode::Admit => None,
+        };
+        let mut wanted = with_config(extra);
+        if let Some(targets) = &targets {
+            wanted.extend(targets.keys(user));
+        }
         let mut fresh = mode == TierMode::Admit;
         let mut lost = 0;
         loop {
@@ -290,10 +299,31 @@ impl Store {
                 continue;
             }
             let (account, housekeeping) = self.bring_up_to_date(user, &read.account, now)?;
-            let snapshot = Snapshot {
+            let mut snapshot = Snapshot {
                 account,
                 exists: read.exists,
                 items: read.items,
+            };
+            // Scored operations: the contests counting it, their entries and the member's teams
+            // (a second read only when the index was not cached, or for team contests).
+            let contests = match &targets {
+                Some(targets) => {
+                    let contests = targets.contests(&snapshot, now)?;
+                    let more = targets.second_read(user, &contests, &snapshot)?;
+                    if !more.is_empty() {
+                        snapshot.items.extend(self.batch_get(more).await?);
+                        let teams = targets.team_keys(user, &contests, &snapshot)?;
+                        let teams: Vec<Key> = teams
+                            .into_iter()
+                            .filter(|k| !snapshot.items.contains_key(k))
+                            .collect();
+                        if !teams.is_empty() {
+                            snapshot.items.extend(self.batch_get(teams).await?);
+                        }
+                    }
+                    contests
+                }
+                None => vec![],
             };
             let tier_state: TierState = snapshot.get(&keys::tiers())?.unwrap_or_default();
             let multipliers: Multipliers = snapshot.get(&keys::multipliers())?.unwrap_or_default();
@@ -325,8 +355,12 @@ impl Store {
                 account: &read.account,
                 exists: read.exists,
             };
+            let scores = targets
+                .as_ref()
+                .filter(|_| !nothing)
+                .map(|t| (t, contests.as_slice(), &snapshot));
             match self
-                .try_commit(user, stored, housekeeping, plan, config, now)
+                .try_commit(user, stored, housekeeping, plan, config, scores, now)
                 .await?
             {
                 Attempt::Retry => {
@@ -579,7 +613,7 @@ impl Store {
 
     /// Consistent `BatchGetItem` of up to 100 keys, following `UnprocessedKeys` (each round within
     /// the request's deadline).
-    async fn batch_get(&self, keys: Vec<Key>) -> Result<HashMap<Key, Item>, StoreError> {
+    pub(crate) async fn batch_get(&self, keys: Vec<Key>) -> Result<HashMap<Key, Item>, StoreError> {
         let mut found = HashMap::new();
         let mut pending: Vec<HashMap<String, AttributeValue>> = keys.iter().map(Key::to_item).collect();
         let mut rounds = 0;
@@ -619,6 +653,7 @@ impl Store {
         Ok(found)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn try_commit<T>(
         &self,
         user: &UserId,
@@ -626,6 +661,7 @@ impl Store {
         housekeeping: Vec<Posting>,
         plan: Plan<T>,
         config: Config<'_>,
+        scores: Option<(&Targets, &[Listed], &Snapshot)>,
         now: DateTime<Utc>,
     ) -> Result<Attempt<T>, crate::Error> {
         let mut actions: Vec<(TransactWriteItem, Role)> = Vec::new();
@@ -678,6 +714,12 @@ impl Store {
         }
         for write in plan.writes {
             actions.push((write.action, Role::Feature(write.on_conflict)));
+        }
+        // Scores move in the same transaction as the entries that earn them.
+        if let Some((targets, contests, snapshot)) = scores {
+            for write in self.score_writes(user, targets, contests, snapshot, &postings, now)? {
+                actions.push((write.action, Role::Feature(write.on_conflict)));
+            }
         }
         if actions.is_empty() {
             return Ok(Attempt::Done {

@@ -33,6 +33,10 @@ fn members(app: &App, req: Request) -> HandlerFuture<'_> {
     Box::pin(members::handle(app, req))
 }
 
+fn leaderboards(app: &App, req: Request) -> HandlerFuture<'_> {
+    Box::pin(leaderboards::handle(app, req))
+}
+
 pub fn functions() -> Vec<Function> {
     vec![
         Function {
@@ -54,6 +58,11 @@ pub fn functions() -> Vec<Function> {
             logical_id: "MembersFunction",
             routes: members::ROUTES,
             handler: members,
+        },
+        Function {
+            logical_id: "LeaderboardsFunction",
+            routes: leaderboards::ROUTES,
+            handler: leaderboards,
         },
     ]
 }

@@ -335,7 +335,7 @@ impl Template {
     }
 }
 
-/// `!GetAtt Table.Arn` is the table; `!Sub "${Table.Arn}/index/*"` its indexes.
+/// `!GetAtt Table.Arn` is the table; `!Sub "${Table.Arn}/index/*"` (or one named index) its indexes.
 fn resource_kind(value: &Value) -> Option<&'static str> {
     let Value::Tagged(tagged) = value else {
         return None;
@@ -343,7 +343,7 @@ fn resource_kind(value: &Value) -> Option<&'static str> {
     let text = tagged.value.as_str().unwrap_or_default();
     match (tagged.tag.to_string().trim_start_matches('!'), text) {
         ("GetAtt", "Table.Arn") => Some("table"),
-        ("Sub", "${Table.Arn}/index/*") => Some("index"),
+        ("Sub", index) if index.starts_with("${Table.Arn}/index/") => Some("index"),
         _ => None,
     }
 }

@@ -128,7 +128,7 @@ fn buckets() {
 fn sort_keys_order_like_listings_and_read_back() {
     let t1 = at("2026-11-23T01:00:00Z");
     let t2 = at("2026-11-23T01:00:00.001Z");
-    let mut keys = vec![
+    let mut keys = [
         sort_key(5, t1, "b"),
         sort_key(10, t2, "a"),
         sort_key(10, t1, "c"),
@@ -339,4 +339,112 @@ proptest! {
         prop_assert!(model.counters.values().all(|n| *n >= 0));
         prop_assert_eq!(model.counters.values().sum::<i64>(), reference.len() as i64);
     }
+}
+
+fn posting(delta: i64, reason: Reason) -> Posting {
+    Posting::new(delta, reason, "r", format!("k{delta}"))
+}
+
+#[test]
+fn what_an_operation_moves() {
+    let earn = [
+        posting(10, Reason::Checkin),
+        posting(5, Reason::Milestone),
+        posting(7, Reason::Grant),
+        posting(-3, Reason::Expire),
+        posting(4, Reason::Release),
+    ];
+    let a = Activity {
+        postings: &earn,
+        checkin: Some("daily"),
+        reverses: None,
+    };
+    assert_eq!(a.points(|_| true), 15);
+    assert_eq!(a.points(|r| r == Reason::Checkin), 10);
+    let points = Counting {
+        metric: Metric::PointsEarned,
+        reasons: vec![Reason::Milestone],
+        campaign: None,
+        opt_in: true,
+        team: false,
+    };
+    assert_eq!(a.for_contest(&points), 5);
+    let checkins = Counting {
+        metric: Metric::Checkins,
+        reasons: vec![],
+        campaign: Some("daily".into()),
+        opt_in: true,
+        team: false,
+    };
+    assert_eq!(a.for_contest(&checkins), 1);
+    let other = Counting {
+        campaign: Some("other".into()),
+        ..checkins.clone()
+    };
+    assert_eq!(a.for_contest(&other), 0);
+    // A check-in worth nothing still counts as a check-in.
+    let zero = Activity {
+        postings: &[],
+        checkin: Some("daily"),
+        reverses: None,
+    };
+    assert_eq!((zero.points(|_| true), zero.for_contest(&checkins)), (0, 1));
+    let none = Activity {
+        postings: &[],
+        checkin: None,
+        reverses: None,
+    };
+    assert_eq!(
+        none.for_contest(&Counting {
+            campaign: None,
+            ..checkins.clone()
+        }),
+        0
+    );
+    // A negative "earn" never counts.
+    let debit = [posting(-5, Reason::Purchase)];
+    let d = Activity {
+        postings: &debit,
+        checkin: None,
+        reverses: None,
+    };
+    assert_eq!(d.points(|_| true), 0);
+}
+
+#[test]
+fn a_reversal_lowers_what_the_earn_raised() {
+    let reversal = [posting(-30, Reason::Reversal).with_kind(Kind::Reverse {
+        bucket: None,
+        forgiven: 20,
+    })];
+    let of = |reason| Activity {
+        postings: &reversal,
+        checkin: None,
+        reverses: reason,
+    };
+    assert_eq!(of(Some(Reason::Purchase)).points(|_| true), -50);
+    assert_eq!(of(Some(Reason::Purchase)).points(|r| r == Reason::Checkin), 0);
+    assert_eq!(of(Some(Reason::Grant)).points(|_| true), 0);
+    assert_eq!(of(None).points(|_| true), 0);
+    let checkins = Counting {
+        metric: Metric::Checkins,
+        reasons: vec![],
+        campaign: Some("daily".into()),
+        opt_in: true,
+        team: false,
+    };
+    let reversed_checkin = Activity {
+        postings: &reversal,
+        checkin: Some("daily"),
+        reverses: Some(Reason::Checkin),
+    };
+    assert_eq!(reversed_checkin.for_contest(&checkins), 0);
+    // A reversal posting in an operation that reverses nothing never counts.
+    let plain = [posting(-30, Reason::Reversal)];
+    let p = Activity {
+        postings: &plain,
+        checkin: None,
+        reverses: Some(Reason::Purchase),
+    };
+    assert_eq!(p.points(|_| true), 0);
 }

@@ -21,8 +21,18 @@ fn spec() -> ContestSpec {
         format: Format::Solo,
         team_size: None,
         prizes: vec![
-            Prize { from: 1, to: 1, points: Some(1_000), item: None },
-            Prize { from: 2, to: 3, points: None, item: Some("mug".into()) },
+            Prize {
+                from: 1,
+                to: 1,
+                points: Some(1_000),
+                item: None,
+            },
+            Prize {
+                from: 2,
+                to: 3,
+                points: None,
+                item: Some("mug".into()),
+            },
         ],
         grace_seconds: None,
     }
@@ -63,15 +73,33 @@ fn a_valid_contest_is_normalized() {
     let c = s.counting();
     assert_eq!(c.reasons, [Reason::Purchase, Reason::Checkin, Reason::Milestone]);
     assert!(c.opt_in && !c.team && c.campaign.is_none());
-    let checkins = check(ContestSpec { metric: Metric::Checkins, ..spec() }).unwrap();
+    let checkins = check(ContestSpec {
+        metric: Metric::Checkins,
+        ..spec()
+    })
+    .unwrap();
     assert_eq!(checkins.campaign.as_deref(), Some("daily"));
     assert_eq!(checkins.counting().campaign.as_deref(), Some("daily"));
     assert!(checkins.counting().reasons.is_empty());
-    let everyone = ContestSpec { entry: EntryMode::Everyone, ..spec() };
+    let everyone = ContestSpec {
+        entry: EntryMode::Everyone,
+        ..spec()
+    };
     assert!(!everyone.counting().opt_in);
-    let narrowed = check(ContestSpec { reasons: Some(vec![Reason::Checkin, Reason::Purchase, Reason::Checkin]), ..spec() }).unwrap();
+    let narrowed = check(ContestSpec {
+        reasons: Some(vec![Reason::Checkin, Reason::Purchase, Reason::Checkin]),
+        ..spec()
+    })
+    .unwrap();
     assert_eq!(narrowed.reasons.unwrap(), [Reason::Purchase, Reason::Checkin]);
-    assert_eq!(ContestSpec { grace_seconds: Some(5), ..spec() }.grace(), Duration::seconds(5));
+    assert_eq!(
+        ContestSpec {
+            grace_seconds: Some(5),
+            ..spec()
+        }
+        .grace(),
+        Duration::seconds(5)
+    );
 }
 
 #[test]
@@ -92,31 +120,157 @@ fn the_start_lies_beyond_the_cache_time() {
 #[test]
 fn invalid_specs() {
     let cases: Vec<(ContestSpec, &str)> = vec![
-        (ContestSpec { title: "  ".into(), ..spec() }, "title"),
-        (ContestSpec { title: "x".repeat(81), ..spec() }, "title"),
-        (ContestSpec { title: "a\u{7}".into(), ..spec() }, "title"),
-        (ContestSpec { description: "d".repeat(2_001), ..spec() }, "description"),
-        (ContestSpec { ends_at: at("2026-11-24T00:00:00Z"), ..spec() }, "ends_at"),
-        (ContestSpec { ends_at: at("2027-11-26T00:00:00Z"), ..spec() }, "ends_at"),
-        (ContestSpec { campaign: Some("daily".into()), ..spec() }, "campaign"),
-        (ContestSpec { reasons: Some(vec![]), ..spec() }, "reasons"),
-        (ContestSpec { reasons: Some(vec![Reason::Grant]), ..spec() }, "reasons"),
-        (ContestSpec { metric: Metric::Checkins, reasons: Some(vec![Reason::Checkin]), ..spec() }, "reasons"),
-        (ContestSpec { metric: Metric::Checkins, campaign: Some("a#b".into()), ..spec() }, "campaign"),
-        (ContestSpec { team_size: Some(5), ..spec() }, "team_size"),
-        (ContestSpec { format: Format::Team, ..spec() }, "team_size"),
-        (ContestSpec { format: Format::Team, team_size: Some(51), ..spec() }, "team_size"),
-        (ContestSpec { format: Format::Team, team_size: Some(0), ..spec() }, "team_size"),
-        (ContestSpec { format: Format::Team, team_size: Some(5), entry: EntryMode::Everyone, ..spec() }, "entry"),
-        (ContestSpec { grace_seconds: Some(0), ..spec() }, "grace_seconds"),
-        (ContestSpec { grace_seconds: Some(86_401), ..spec() }, "grace_seconds"),
+        (
+            ContestSpec {
+                title: "  ".into(),
+                ..spec()
+            },
+            "title",
+        ),
+        (
+            ContestSpec {
+                title: "x".repeat(81),
+                ..spec()
+            },
+            "title",
+        ),
+        (
+            ContestSpec {
+                title: "a\u{7}".into(),
+                ..spec()
+            },
+            "title",
+        ),
+        (
+            ContestSpec {
+                description: "d".repeat(2_001),
+                ..spec()
+            },
+            "description",
+        ),
+        (
+            ContestSpec {
+                ends_at: at("2026-11-24T00:00:00Z"),
+                ..spec()
+            },
+            "ends_at",
+        ),
+        (
+            ContestSpec {
+                ends_at: at("2027-11-26T00:00:00Z"),
+                ..spec()
+            },
+            "ends_at",
+        ),
+        (
+            ContestSpec {
+                campaign: Some("daily".into()),
+                ..spec()
+            },
+            "campaign",
+        ),
+        (
+            ContestSpec {
+                reasons: Some(vec![]),
+                ..spec()
+            },
+            "reasons",
+        ),
+        (
+            ContestSpec {
+                reasons: Some(vec![Reason::Grant]),
+                ..spec()
+            },
+            "reasons",
+        ),
+        (
+            ContestSpec {
+                metric: Metric::Checkins,
+                reasons: Some(vec![Reason::Checkin]),
+                ..spec()
+            },
+            "reasons",
+        ),
+        (
+            ContestSpec {
+                metric: Metric::Checkins,
+                campaign: Some("a#b".into()),
+                ..spec()
+            },
+            "campaign",
+        ),
+        (
+            ContestSpec {
+                team_size: Some(5),
+                ..spec()
+            },
+            "team_size",
+        ),
+        (
+            ContestSpec {
+                format: Format::Team,
+                ..spec()
+            },
+            "team_size",
+        ),
+        (
+            ContestSpec {
+                format: Format::Team,
+                team_size: Some(51),
+                ..spec()
+            },
+            "team_size",
+        ),
+        (
+            ContestSpec {
+                format: Format::Team,
+                team_size: Some(0),
+                ..spec()
+            },
+            "team_size",
+        ),
+        (
+            ContestSpec {
+                format: Format::Team,
+                team_size: Some(5),
+                entry: EntryMode::Everyone,
+                ..spec()
+            },
+            "entry",
+        ),
+        (
+            ContestSpec {
+                grace_seconds: Some(0),
+                ..spec()
+            },
+            "grace_seconds",
+        ),
+        (
+            ContestSpec {
+                grace_seconds: Some(86_401),
+                ..spec()
+            },
+            "grace_seconds",
+        ),
     ];
     for (s, expected) in cases {
         assert_eq!(field(check(s.clone())), expected, "{s:?}");
     }
     assert_eq!(field(validate("a b", spec(), None, at(NOW), 30)), "id");
-    assert!(check(ContestSpec { grace_seconds: Some(86_400), ..spec() }).is_ok());
-    assert!(check(ContestSpec { ends_at: at("2027-11-25T00:00:00Z"), ..spec() }).is_ok());
+    assert!(
+        check(ContestSpec {
+            grace_seconds: Some(86_400),
+            ..spec()
+        })
+        .is_ok()
+    );
+    assert!(
+        check(ContestSpec {
+            ends_at: at("2027-11-25T00:00:00Z"),
+            ..spec()
+        })
+        .is_ok()
+    );
 }
 
 #[test]
@@ -141,7 +295,14 @@ fn invalid_prizes() {
         (1..=21).map(|i| prize(i, i, Some(1), None)).collect(),
     ];
     for prizes in bad {
-        assert_eq!(field(check(ContestSpec { prizes: prizes.clone(), ..spec() })), "prizes", "{prizes:?}");
+        assert_eq!(
+            field(check(ContestSpec {
+                prizes: prizes.clone(),
+                ..spec()
+            })),
+            "prizes",
+            "{prizes:?}"
+        );
     }
     let team = ContestSpec {
         format: Format::Team,
@@ -150,26 +311,60 @@ fn invalid_prizes() {
         ..spec()
     };
     assert_eq!(field(check(team.clone())), "prizes");
-    assert!(check(ContestSpec { prizes: vec![prize(1, 20, Some(1), None)], ..team }).is_ok());
-    assert!(check(ContestSpec { prizes: vec![prize(1, 1_000, Some(MAX_POSTING), None)], ..spec() }).is_ok());
-    assert!(check(ContestSpec { prizes: (1..=20).map(|i| prize(i, i, Some(1), None)).collect(), ..spec() }).is_ok());
-    assert!(check(ContestSpec { prizes: vec![prize(4, 5, None, Some(&"m".repeat(100)))], ..spec() }).is_ok());
+    assert!(
+        check(ContestSpec {
+            prizes: vec![prize(1, 20, Some(1), None)],
+            ..team
+        })
+        .is_ok()
+    );
+    assert!(
+        check(ContestSpec {
+            prizes: vec![prize(1, 1_000, Some(MAX_POSTING), None)],
+            ..spec()
+        })
+        .is_ok()
+    );
+    assert!(
+        check(ContestSpec {
+            prizes: (1..=20).map(|i| prize(i, i, Some(1), None)).collect(),
+            ..spec()
+        })
+        .is_ok()
+    );
+    assert!(
+        check(ContestSpec {
+            prizes: vec![prize(4, 5, None, Some(&"m".repeat(100)))],
+            ..spec()
+        })
+        .is_ok()
+    );
 }
 
 #[test]
 fn before_the_start_anything_valid_may_change() {
     let old = stored(check(spec()).unwrap());
     let now = at("2026-11-23T12:00:00Z");
-    let changed = ContestSpec { title: "Other".into(), metric: Metric::Checkins, ..spec() };
+    let changed = ContestSpec {
+        title: "Other".into(),
+        metric: Metric::Checkins,
+        ..spec()
+    };
     assert!(validate("c1", changed, Some(&old), now, 30).is_ok());
     // Keeping a start that is still far enough ahead is fine; one too close is not, and moving
     // it needs the lead again.
     let late = at("2026-11-23T23:59:30Z");
     assert!(validate("c1", spec(), Some(&old), at("2026-11-23T23:58:00Z"), 30).is_ok());
     assert_eq!(field(validate("c1", spec(), Some(&old), late, 30)), "starts_at");
-    let moved = ContestSpec { starts_at: at("2026-11-23T12:00:30Z"), ..spec() };
+    let moved = ContestSpec {
+        starts_at: at("2026-11-23T12:00:30Z"),
+        ..spec()
+    };
     assert_eq!(field(validate("c1", moved, Some(&old), now, 30)), "starts_at");
-    let cancelled = Contest { cancelled: true, ..old };
+    let cancelled = Contest {
+        cancelled: true,
+        ..old
+    };
     assert_eq!(field(validate("c1", spec(), Some(&cancelled), now, 30)), "id");
 }
 
@@ -177,28 +372,51 @@ fn before_the_start_anything_valid_may_change() {
 fn after_the_start_only_a_longer_run_and_more_prizes() {
     let old = stored(check(spec()).unwrap());
     let now = at("2026-11-25T00:00:00Z");
-    let longer = ContestSpec { ends_at: at("2026-12-02T00:00:00Z"), ..old.spec.clone() };
+    let longer = ContestSpec {
+        ends_at: at("2026-12-02T00:00:00Z"),
+        ..old.spec.clone()
+    };
     assert!(validate("c1", longer, Some(&old), now, 30).is_ok());
     let mut more = old.spec.clone();
-    more.prizes.push(Prize { from: 4, to: 10, points: Some(10), item: None });
+    more.prizes.push(Prize {
+        from: 4,
+        to: 10,
+        points: Some(10),
+        item: None,
+    });
     assert!(validate("c1", more, Some(&old), now, 30).is_ok());
-    let shorter = ContestSpec { ends_at: at("2026-11-30T00:00:00Z"), ..old.spec.clone() };
+    let shorter = ContestSpec {
+        ends_at: at("2026-11-30T00:00:00Z"),
+        ..old.spec.clone()
+    };
     assert_eq!(field(validate("c1", shorter, Some(&old), now, 30)), "ends_at");
-    let retitled = ContestSpec { title: "New".into(), ..old.spec.clone() };
+    let retitled = ContestSpec {
+        title: "New".into(),
+        ..old.spec.clone()
+    };
     assert_eq!(field(validate("c1", retitled, Some(&old), now, 30)), "contest");
     let mut fewer = old.spec.clone();
     fewer.prizes.pop();
     assert_eq!(field(validate("c1", fewer, Some(&old), now, 30)), "prizes");
     let mut changed_prize = old.spec.clone();
     changed_prize.prizes[0].points = Some(1);
-    assert_eq!(field(validate("c1", changed_prize, Some(&old), now, 30)), "prizes");
+    assert_eq!(
+        field(validate("c1", changed_prize, Some(&old), now, 30)),
+        "prizes"
+    );
     // An extension must reach every warm function before the current end.
     let near_end = at("2026-11-30T23:59:30Z");
-    let longer = ContestSpec { ends_at: at("2026-12-02T00:00:00Z"), ..old.spec.clone() };
+    let longer = ContestSpec {
+        ends_at: at("2026-12-02T00:00:00Z"),
+        ..old.spec.clone()
+    };
     assert_eq!(field(validate("c1", longer, Some(&old), near_end, 30)), "ends_at");
     assert!(validate("c1", old.spec.clone(), Some(&old), near_end, 30).is_ok());
     let ended = at("2026-12-01T00:00:00Z");
-    assert_eq!(field(validate("c1", old.spec.clone(), Some(&old), ended, 30)), "id");
+    assert_eq!(
+        field(validate("c1", old.spec.clone(), Some(&old), ended, 30)),
+        "id"
+    );
 }
 
 #[test]
@@ -209,7 +427,10 @@ fn status_and_due() {
     assert_eq!(c.status(at("2026-12-01T00:00:00Z")), Status::Ended);
     assert!(!c.due(at("2026-12-01T00:00:59Z")));
     assert!(c.due(at("2026-12-01T00:01:00Z")));
-    c.settled = Some(Settled { at: at("2026-12-01T00:02:00Z"), ..Settled::default() });
+    c.settled = Some(Settled {
+        at: at("2026-12-01T00:02:00Z"),
+        ..Settled::default()
+    });
     assert_eq!(c.status(at("2026-12-02T00:00:00Z")), Status::Settled);
     assert!(!c.due(at("2026-12-02T00:00:00Z")));
     c.settled = None;
@@ -219,7 +440,11 @@ fn status_and_due() {
 }
 
 fn window(id: &str, start: &str, end: &str) -> Contest {
-    let mut c = stored(ContestSpec { starts_at: at(start), ends_at: at(end), ..spec() });
+    let mut c = stored(ContestSpec {
+        starts_at: at(start),
+        ends_at: at(end),
+        ..spec()
+    });
     c.id = id.into();
     c
 }
@@ -230,14 +455,20 @@ fn the_index_caps_running_contests_and_drops_ended_ones() {
     let mut index = ContestIndex::default();
     for i in 0..5 {
         index = index
-            .with(&window(&format!("c{i}"), "2026-11-24T00:00:00Z", "2026-11-30T00:00:00Z"), now)
+            .with(
+                &window(&format!("c{i}"), "2026-11-24T00:00:00Z", "2026-11-30T00:00:00Z"),
+                now,
+            )
             .unwrap();
     }
     assert_eq!(index.version, 5);
     let sixth = window("c5", "2026-11-29T00:00:00Z", "2026-12-05T00:00:00Z");
     assert_eq!(
         index.with(&sixth, now),
-        Err(DomainError::TooManyContests { max_active: 5, max_listed: 20 })
+        Err(DomainError::TooManyContests {
+            max_active: 5,
+            max_listed: 20
+        })
     );
     // Windows are [start, end): one that starts when the others end does not overlap them.
     let after = window("c5", "2026-11-30T00:00:00Z", "2026-12-05T00:00:00Z");
@@ -246,15 +477,29 @@ fn the_index_caps_running_contests_and_drops_ended_ones() {
     // Putting one again replaces it; a cancelled one leaves.
     let again = index.with(&after, now).unwrap();
     assert_eq!(again.entries.len(), 6);
-    let cancelled = Contest { cancelled: true, ..after.clone() };
+    let cancelled = Contest {
+        cancelled: true,
+        ..after.clone()
+    };
     assert_eq!(index.with(&cancelled, now).unwrap().entries.len(), 5);
     // Once ended, entries are dropped on the next write.
     let later = at("2026-11-30T00:00:00Z");
-    let pruned = index.with(&window("x", "2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z"), later).unwrap();
+    let pruned = index
+        .with(
+            &window("x", "2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z"),
+            later,
+        )
+        .unwrap();
     let ids: Vec<_> = pruned.entries.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["c5", "x"]);
     // Settled contests leave too.
-    let settled = Contest { settled: Some(Settled { at: later, ..Settled::default() }), ..after };
+    let settled = Contest {
+        settled: Some(Settled {
+            at: later,
+            ..Settled::default()
+        }),
+        ..after
+    };
     assert_eq!(pruned.with(&settled, later).unwrap().entries.len(), 1);
 }
 
@@ -272,7 +517,10 @@ fn the_index_lists_at_most_twenty() {
     let mut c = window("c20", NOW, NOW);
     c.spec.starts_at = at("2027-01-01T00:00:00Z");
     c.spec.ends_at = at("2027-01-02T00:00:00Z");
-    assert!(matches!(index.with(&c, now), Err(DomainError::TooManyContests { .. })));
+    assert!(matches!(
+        index.with(&c, now),
+        Err(DomainError::TooManyContests { .. })
+    ));
 }
 
 #[test]
@@ -284,7 +532,11 @@ fn what_an_activity_counts_in() {
         .with(&window("b", "2026-11-25T00:00:00Z", "2026-11-27T00:00:00Z"), now)
         .unwrap();
     let ids = |at: DateTime<Utc>, now: DateTime<Utc>| {
-        index.counting_at(at, now).iter().map(|e| e.id.clone()).collect::<Vec<_>>()
+        index
+            .counting_at(at, now)
+            .iter()
+            .map(|e| e.id.clone())
+            .collect::<Vec<_>>()
     };
     let t = at("2026-11-25T12:00:00Z");
     assert_eq!(ids(t, t), ["a", "b"]);
@@ -316,33 +568,59 @@ fn winners_take_positions_and_ties_go_by_time() {
     let mut ordered = standings.to_vec();
     ordered.sort_by(Standing::order);
     let w = winners(&s, &ordered);
-    let got: Vec<_> = w.iter().map(|w| (w.position, w.rank, w.id.as_str(), w.score)).collect();
+    let got: Vec<_> = w
+        .iter()
+        .map(|w| (w.position, w.rank, w.id.as_str(), w.score))
+        .collect();
     // Positions 1-3 win; "d" shares rank 2 but reached 50 last, so position 4 and no prize.
     assert_eq!(got, [(1, 1, "a", 90), (2, 2, "c", 50), (3, 2, "b", 50)]);
     // Gaps in the prize table leave positions without a prize.
     let gap = ContestSpec {
-        prizes: vec![Prize { from: 2, to: 2, points: Some(5), item: None }],
+        prizes: vec![Prize {
+            from: 2,
+            to: 2,
+            points: Some(5),
+            item: None,
+        }],
         ..s.clone()
     };
     let w = winners(&gap, &ordered);
     assert_eq!(w.len(), 1);
     assert_eq!((w[0].position, w[0].id.as_str()), (2, "c"));
-    assert!(winners(&ContestSpec { prizes: vec![], ..s.clone() }, &ordered).is_empty());
+    assert!(
+        winners(
+            &ContestSpec {
+                prizes: vec![],
+                ..s.clone()
+            },
+            &ordered
+        )
+        .is_empty()
+    );
     assert_eq!(winners(&s, &ordered[..1]).len(), 1);
 }
 
 #[test]
 fn team_names_follow_the_display_name_rules() {
     assert_eq!(team_name("  Red   Pandas ").unwrap(), "Red Pandas");
-    assert!(matches!(team_name(""), Err(DomainError::Invalid { field: "name", .. })));
-    assert!(matches!(team_name("a\u{200b}b"), Err(DomainError::Invalid { field: "name", .. })));
+    assert!(matches!(
+        team_name(""),
+        Err(DomainError::Invalid { field: "name", .. })
+    ));
+    assert!(matches!(
+        team_name("a\u{200b}b"),
+        Err(DomainError::Invalid { field: "name", .. })
+    ));
     assert!(team_name("anonymous").is_err());
 }
 
 #[test]
 fn the_home_screen_reads_the_contest_index() {
     let index = ContestIndex::default()
-        .with(&window("a", "2026-11-24T00:00:00Z", "2026-11-26T00:00:00Z"), at(NOW))
+        .with(
+            &window("a", "2026-11-24T00:00:00Z", "2026-11-26T00:00:00Z"),
+            at(NOW),
+        )
         .unwrap();
     let json = serde_json::to_value(&index).unwrap();
     let home: crate::domain::home::HomeIndex = serde_json::from_value(json).unwrap();
