@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
+use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 
 use super::tx::{OnConflict, Snapshot, Write, put_versioned};
@@ -82,11 +83,34 @@ pub struct BoardEntry {
     pub gsi2sk: Option<String>,
 }
 
-impl BoardEntry {
-    pub fn as_score(&self) -> Score {
+/// An item that holds a score on a board (a member's entry, a team).
+pub(crate) trait Scored: Serialize {
+    fn score(&self) -> Score;
+    fn version(&self) -> u64;
+    /// The item with a new score, its index keys and the next version.
+    fn moved(&self, score: &Score, gsi2pk: Option<String>, gsi2sk: Option<String>) -> Self;
+}
+
+impl Scored for BoardEntry {
+    fn score(&self) -> Score {
         Score {
             score: self.score,
             reached_at: self.reached_at,
+        }
+    }
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn moved(&self, score: &Score, gsi2pk: Option<String>, gsi2sk: Option<String>) -> Self {
+        BoardEntry {
+            score: score.score,
+            reached_at: score.reached_at,
+            version: self.version + 1,
+            gsi2pk,
+            gsi2sk,
+            ..self.clone()
         }
     }
 }
@@ -111,11 +135,26 @@ pub struct Team {
     pub gsi2sk: Option<String>,
 }
 
-impl Team {
-    pub fn as_score(&self) -> Score {
+impl Scored for Team {
+    fn score(&self) -> Score {
         Score {
             score: self.score,
             reached_at: self.reached_at,
+        }
+    }
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn moved(&self, score: &Score, gsi2pk: Option<String>, gsi2sk: Option<String>) -> Self {
+        Team {
+            score: score.score,
+            reached_at: score.reached_at,
+            version: self.version + 1,
+            gsi2pk,
+            gsi2sk,
+            ..self.clone()
         }
     }
 }
@@ -277,7 +316,7 @@ impl Store {
             for board in &targets.periods {
                 let key = keys::score(user, board);
                 let entry: BoardEntry = snapshot.get(&key)?.unwrap_or_default();
-                self.move_entry(&mut writes, &key, entry, board, user.as_str(), points, now)?;
+                self.move_score(&mut writes, &key, &entry, board, user.as_str(), points, now)?;
             }
         }
         for contest in contests {
@@ -298,78 +337,45 @@ impl Store {
             let entry = entry.unwrap_or_default();
             let team = entry.team.clone().filter(|_| contest.counting.team);
             let board = Board::Contest(contest.id.clone());
-            self.move_entry(&mut writes, &key, entry, &board, user.as_str(), delta, now)?;
+            self.move_score(&mut writes, &key, &entry, &board, user.as_str(), delta, now)?;
             if let Some(team_id) = team {
                 let key = keys::team(&contest.id, &team_id);
                 if let Some(team) = snapshot.get::<Team>(&key)? {
-                    self.move_team(&mut writes, &key, team, delta, now)?;
+                    let board = Board::ContestTeams(contest.id.clone());
+                    self.move_score(&mut writes, &key, &team, &board, &team_id, delta, now)?;
                 }
             }
         }
         Ok(writes)
     }
 
+    /// Moves one scored item (a member's entry or a team) by `delta`: its versioned put with the
+    /// new score and index keys, and the counter moves. Nothing when the score does not change.
     #[allow(clippy::too_many_arguments)]
-    fn move_entry(
+    fn move_score<T: Scored>(
         &self,
         writes: &mut Vec<Write>,
         key: &Key,
-        entry: BoardEntry,
+        item: &T,
         board: &Board,
         id: &str,
         delta: i64,
         now: DateTime<Utc>,
     ) -> Result<(), crate::Error> {
-        let before = entry.as_score();
+        let before = item.score();
         let after = before.apply(delta, now)?;
         if after == before {
             return Ok(());
         }
         let (gsi2pk, gsi2sk) = placement(board, id, &after);
-        let next = BoardEntry {
-            score: after.score,
-            reached_at: after.reached_at,
-            version: entry.version + 1,
-            gsi2pk,
-            gsi2sk,
-            ..entry.clone()
-        };
-        let expected = (entry.version > 0).then_some(entry.version);
+        let version = item.version();
+        let next = item.moved(&after, gsi2pk, gsi2sk);
+        let expected = (version > 0).then_some(version);
         writes.push(Write {
             action: put_versioned(&self.table, to_item_with_key(key, &next)?, expected)?,
             on_conflict: OnConflict::Retry,
         });
         self.counter_writes(writes, board, id, before.score, after.score)
-    }
-
-    fn move_team(
-        &self,
-        writes: &mut Vec<Write>,
-        key: &Key,
-        team: Team,
-        delta: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), crate::Error> {
-        let before = team.as_score();
-        let after = before.apply(delta, now)?;
-        if after == before {
-            return Ok(());
-        }
-        let board = Board::ContestTeams(team.contest_id.clone());
-        let (gsi2pk, gsi2sk) = placement(&board, &team.team_id, &after);
-        let next = Team {
-            score: after.score,
-            reached_at: after.reached_at,
-            version: team.version + 1,
-            gsi2pk,
-            gsi2sk,
-            ..team.clone()
-        };
-        writes.push(Write {
-            action: put_versioned(&self.table, to_item_with_key(key, &next)?, Some(team.version))?,
-            on_conflict: OnConflict::Retry,
-        });
-        self.counter_writes(writes, &board, &team.team_id, before.score, after.score)
     }
 
     /// The bucket counter moves of an entry's score change (`ADD`, no condition: the entry's own
@@ -404,7 +410,7 @@ impl Store {
     /// parallel): positions and ranks exact as of the index.
     pub async fn board_top(&self, board: &Board, limit: u32) -> Result<Vec<boards::Ranked>, StoreError> {
         let queries = (0..boards::SHARDS).map(|shard| self.shard_page(board, shard, None, true, limit));
-        let shards = futures_join(queries).await?;
+        let shards = try_join_all(queries).await?;
         Ok(boards::merge_top(shards, limit as usize))
     }
 
@@ -465,7 +471,7 @@ impl Store {
         let top = boards::bucket_top(score);
         let counters = (0..boards::SHARDS).map(|shard| self.higher_buckets(board, shard, mine));
         let in_bucket = (0..boards::SHARDS).map(|shard| self.higher_in_bucket(board, shard, score, top));
-        let (counters, in_bucket) = tokio::join!(futures_join(counters), futures_join(in_bucket));
+        let (counters, in_bucket) = tokio::join!(try_join_all(counters), try_join_all(in_bucket));
         let higher: i64 = counters?.into_iter().sum();
         let close: u64 = in_bucket?.into_iter().sum();
         Ok(boards::rank_from_counts(higher.max(0) as u64, close))
@@ -541,7 +547,7 @@ impl Store {
     ) -> Result<(Vec<Standing>, Vec<Standing>), StoreError> {
         let above = (0..boards::SHARDS).map(|shard| self.shard_page(board, shard, Some(key), false, n));
         let below = (0..boards::SHARDS).map(|shard| self.shard_page(board, shard, Some(key), true, n));
-        let (above, below) = tokio::join!(futures_join(above), futures_join(below));
+        let (above, below) = tokio::join!(try_join_all(above), try_join_all(below));
         Ok(boards::merge_neighbours(above?, below?, n as usize))
     }
 
@@ -553,12 +559,4 @@ impl Store {
         }
         Ok(found)
     }
-}
-
-/// Awaits every future at once (they run concurrently on this task); the first error wins.
-pub(crate) async fn futures_join<T, F>(futures: impl Iterator<Item = F>) -> Result<Vec<T>, StoreError>
-where
-    F: std::future::Future<Output = Result<T, StoreError>>,
-{
-    futures_util::future::try_join_all(futures).await
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::boards::{BoardEntry, Team};
+use super::boards::{BoardEntry, Scored, Team};
 use super::{Key, Store, StoreError, from_item, keys};
 use crate::domain::boards::{self, Board, Standing};
 use crate::domain::contests::{Contest, Winner};
@@ -169,15 +169,15 @@ impl Store {
                 let Some(team) = self.read_one::<Team>(&keys::team(contest_id, &team_id)).await? else {
                     return Ok(unranked(None));
                 };
-                (team_id, team.as_score(), Some(team.name))
+                (team_id, team.score(), Some(team.name))
             }
             Board::Contest(contest_id) => {
                 let entry: Option<BoardEntry> = self.read_one(&keys::contest_entry(user, contest_id)).await?;
-                (user.to_string(), entry.unwrap_or_default().as_score(), None)
+                (user.to_string(), entry.unwrap_or_default().score(), None)
             }
             _ => {
                 let entry: Option<BoardEntry> = self.read_one(&keys::score(user, board)).await?;
-                (user.to_string(), entry.unwrap_or_default().as_score(), None)
+                (user.to_string(), entry.unwrap_or_default().score(), None)
             }
         };
         let Some(reached_at) = score.reached_at.filter(|_| score.ranked()) else {
