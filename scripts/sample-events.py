@@ -70,6 +70,18 @@ TIERS = {"tiers": [
     {"name": "VIP", "threshold": 2000, "multiplier_bps": 12000, "extra_daily_spins": 1},
     {"name": "Black Card", "threshold": 20000, "multiplier_bps": 15000, "extra_daily_spins": 3, "max_members": 1000}]}
 idem = lambda key: {"idempotency-key": key}
+# A contest starting the day after the samples' "now" (2026-11-23T08:00:00Z).
+SPRINT = {"title": "Autumn sprint", "description": "Earn the most points in a week",
+          "starts_at": "2026-11-24T00:00:00+08:00", "ends_at": "2026-12-01T00:00:00+08:00",
+          "metric": "points_earned", "entry": "opt_in",
+          "prizes": [{"from": 1, "to": 1, "points": 1000}, {"from": 2, "to": 10, "points": 200},
+                     {"from": 11, "to": 11, "item": "Thermos mug"}]}
+RELAY = {"title": "Team relay", "starts_at": "2026-11-24T00:00:00+08:00", "ends_at": "2026-12-01T00:00:00+08:00",
+         "metric": "checkins", "campaign": "daily", "format": "team", "team_size": 5,
+         "prizes": [{"from": 1, "to": 3, "points": 300}]}
+# The join code in the team-join sample (the events test substitutes the code of a team it creates).
+SAMPLE_TEAM_CODE = "7KQ2M9XD"
+contest = lambda cid: {"contest_id": cid}
 
 for e in [
     event("GET", "/v1/points", "/v1/points"),
@@ -117,5 +129,44 @@ for e in [
           path_params={"board": "all-time"}),
     event("GET", "/v1/leaderboards/weekly/me", "/v1/leaderboards/{board}/me", qs="neighbours=2",
           path_params={"board": "weekly"}),
+    event("GET", "/v1/admin/contests", "/v1/admin/contests", qs="status=upcoming", claims=ADMIN),
+    event("PUT", "/v1/admin/contests/autumn-sprint", "/v1/admin/contests/{contest_id}", claims=ADMIN,
+          path_params=contest("autumn-sprint"), body=SPRINT),
+    event("GET", "/v1/admin/contests/autumn-sprint", "/v1/admin/contests/{contest_id}", claims=ADMIN,
+          path_params=contest("autumn-sprint")),
+    event("POST", "/v1/admin/contests/autumn-sprint/cancel", "/v1/admin/contests/{contest_id}/cancel",
+          claims=ADMIN, path_params=contest("autumn-sprint")),
+    event("GET", "/v1/admin/contests/autumn-sprint/results", "/v1/admin/contests/{contest_id}/results",
+          claims=ADMIN, path_params=contest("autumn-sprint")),
+    event("GET", "/v1/admin/fulfilments", "/v1/admin/fulfilments", qs="source=contest:autumn-sprint&status=to_fulfil",
+          claims=ADMIN),
+    event("POST", "/v1/admin/fulfilments/f0a1b2c3d4e5f60718293a4b5/shipped",
+          "/v1/admin/fulfilments/{fulfilment_id}/shipped", claims=ADMIN,
+          path_params={"fulfilment_id": "f0a1b2c3d4e5f60718293a4b5"}),
+    event("GET", "/v1/contests", "/v1/contests"),
+    event("GET", "/v1/contests/autumn-sprint", "/v1/contests/{contest_id}", path_params=contest("autumn-sprint")),
+    event("POST", "/v1/contests/autumn-sprint/entries", "/v1/contests/{contest_id}/entries", body={},
+          path_params=contest("autumn-sprint")),
+    event("POST", "/v1/contests/team-relay/teams", "/v1/contests/{contest_id}/teams", body={"name": "Early Birds"},
+          path_params=contest("team-relay")),
+    event("POST", "/v1/contests/team-relay/teams/join", "/v1/contests/{contest_id}/teams/join",
+          body={"code": SAMPLE_TEAM_CODE}, path_params=contest("team-relay")),
+    event("POST", "/v1/contests/team-relay/teams/leave", "/v1/contests/{contest_id}/teams/leave", body={},
+          path_params=contest("team-relay")),
 ]:
     save(e)
+
+# Set-up events the route samples build on (run before them by the events test).
+(EVENTS / "setup").mkdir(exist_ok=True)
+(EVENTS / "setup" / "put-v1-admin-contests-team-relay.json").write_text(json.dumps(
+    event("PUT", "/v1/admin/contests/team-relay", "/v1/admin/contests/{contest_id}", claims=ADMIN,
+          path_params=contest("team-relay"), body=RELAY), indent=2) + "\n")
+
+# The scheduled event EventBridge sends the settlement job (`detail.now` is honoured only with the
+# dev clock on: `{"now": "2026-12-01T00:02:00+08:00"}` settles as of then).
+(EVENTS / "schedules").mkdir(exist_ok=True)
+(EVENTS / "schedules" / "settle-contests.json").write_text(json.dumps({
+    "version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+    "source": "aws.events", "account": "123456789012", "time": "2026-12-01T00:02:00Z", "region": "ap-east-1",
+    "resources": ["arn:aws:events:ap-east-1:123456789012:rule/campaign-SettleContestsFunctionEvery1Minute"],
+    "detail": {}}, indent=2) + "\n")

@@ -32,6 +32,7 @@ impl App {
     /// This app for one request: its store gives up (503) at the request's deadline —
     /// `REQUEST_DEADLINE_MS` from now, or earlier when the Lambda invocation has less time left
     /// (keeping half a second to answer).
+    #[cfg(feature = "http")]
     pub fn for_request(&self, req: &lambda_http::Request) -> Self {
         use lambda_http::RequestExt;
         let now = std::time::Instant::now();
@@ -51,6 +52,14 @@ impl App {
         }
     }
 
+    /// This app for one job that must end by `deadline` (its store answers `Unavailable` after).
+    pub fn until(&self, deadline: std::time::Instant) -> Self {
+        Self {
+            config: self.config.clone(),
+            store: self.store.until(deadline),
+        }
+    }
+
     /// Opens the connection to DynamoDB during init (which Lambda runs with a full CPU), so the
     /// first invocation does not pay for the TLS handshake. Failures are only logged.
     pub async fn warm(&self) {
@@ -64,7 +73,7 @@ impl App {
     /// Cold-start wiring for a function's `main`: logging (JSON when the template asks for it),
     /// configuration, the client, and a warm connection.
     pub async fn init() -> Result<Self, ConfigError> {
-        lambda_http::tracing::init_default_subscriber();
+        lambda_runtime::tracing::init_default_subscriber();
         let app = Self::from_env().await?;
         app.warm().await;
         Ok(app)

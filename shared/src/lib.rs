@@ -8,6 +8,7 @@
 pub mod app;
 pub mod config;
 pub mod domain;
+#[cfg(feature = "http")]
 pub mod http;
 pub mod store;
 

@@ -31,6 +31,9 @@ pub enum Fault {
     LoseResponse,
     /// The call reaches DynamoDB Local only after this delay (a slow or hanging store).
     Delay(Duration),
+    /// "Stale index": the call is answered with the answer an earlier identical call got (an
+    /// index `Query` seeing an older state, as a lagging GSI would), or forwarded if none was.
+    Stale,
 }
 
 /// One recorded call.
@@ -38,6 +41,8 @@ pub enum Fault {
 pub struct Call {
     pub operation: String,
     pub body: String,
+    /// Capacity units DynamoDB Local reported for it (the proxy asks for `TOTAL`).
+    pub capacity: f64,
 }
 
 /// An IAM action a call needed, and what it touched: `table` or `index`.
@@ -59,6 +64,9 @@ pub struct FaultProxy {
     calls: Arc<Mutex<Vec<Call>>>,
 }
 
+/// The last answer to each (operation, body), for [`Fault::Stale`].
+type Answers = Mutex<std::collections::HashMap<(String, String), Bytes>>;
+
 impl FaultProxy {
     /// Starts a proxy on 127.0.0.1 in front of `upstream`.
     pub async fn start(upstream: String, rule: Rule) -> Self {
@@ -70,7 +78,14 @@ impl FaultProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
-        let state = (Arc::new(upstream), calls.clone(), rule, reqwest::Client::new());
+        let answers: Arc<Answers> = Arc::default();
+        let state = (
+            Arc::new(upstream),
+            calls.clone(),
+            rule,
+            reqwest::Client::new(),
+            answers,
+        );
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -79,8 +94,10 @@ impl FaultProxy {
                 let state = state.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
-                        let (upstream, calls, rule, client) = state.clone();
-                        async move { Ok::<_, Infallible>(proxy(req, &upstream, &calls, &rule, &client).await) }
+                        let (upstream, calls, rule, client, answers) = state.clone();
+                        async move {
+                            Ok::<_, Infallible>(proxy(req, &upstream, &calls, &rule, &client, &answers).await)
+                        }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
@@ -118,6 +135,12 @@ impl FaultProxy {
     /// The calls after the first `n` (e.g. `total()` taken before an API call).
     pub fn since(&self, n: usize) -> Vec<Call> {
         self.all().into_iter().skip(n).collect()
+    }
+
+    /// Capacity units of the calls after the first `n`, as DynamoDB Local reports them (a
+    /// regression threshold, not what AWS bills for transactions).
+    pub fn capacity_since(&self, n: usize) -> f64 {
+        self.since(n).iter().map(|c| c.capacity).sum()
     }
 
     /// Every IAM action the recorded calls needed, with the kind of resource it touched.
@@ -165,6 +188,7 @@ async fn proxy(
     calls: &Mutex<Vec<Call>>,
     rule: &BodyRule,
     client: &reqwest::Client,
+    answers: &Answers,
 ) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -174,22 +198,37 @@ async fn proxy(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
-    let nth = {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let (index, nth) = {
         let mut calls = calls.lock().expect("lock");
         let nth = calls.iter().filter(|c| c.operation == operation).count();
         calls.push(Call {
             operation: operation.clone(),
-            body: String::from_utf8_lossy(&body).into_owned(),
+            body: text.clone(),
+            capacity: 0.0,
         });
-        nth
+        (calls.len() - 1, nth)
     };
-    let fault = rule(&operation, nth, &String::from_utf8_lossy(&body));
+    let fault = rule(&operation, nth, &text);
+    let answer_key = (operation.clone(), text.clone());
     match fault {
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::Stale) => {
+            let earlier = answers.lock().expect("lock").get(&answer_key).cloned();
+            if let Some(bytes) = earlier {
+                return hyper::Response::builder()
+                    .status(200)
+                    .header("content-type", "application/x-amz-json-1.0")
+                    .body(Full::new(bytes))
+                    .expect("response");
+            }
+        }
         Some(Fault::LoseResponse) | None => {}
         Some(other) => return fault_response(other),
     }
-    let mut forward = client.post(format!("{upstream}{}", parts.uri.path())).body(body);
+    let mut forward = client
+        .post(format!("{upstream}{}", parts.uri.path()))
+        .body(with_capacity(&operation, body));
     for (name, value) in &parts.headers {
         if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
             forward = forward.header(name, value);
@@ -215,7 +254,12 @@ async fn proxy(
             for (name, value) in resp.headers() {
                 out = out.header(name, value);
             }
+            let ok = resp.status().is_success();
             let bytes = resp.bytes().await.unwrap_or_default();
+            if ok {
+                calls.lock().expect("lock")[index].capacity = capacity_of(&bytes);
+                answers.lock().expect("lock").insert(answer_key, bytes.clone());
+            }
             out.body(Full::new(bytes)).expect("response")
         }
         Err(_) => hyper::Response::builder()
@@ -242,7 +286,9 @@ fn fault_response(fault: Fault) -> hyper::Response<Full<Bytes>> {
             "__type": "com.amazonaws.dynamodb.v20120810#TransactionConflictException",
             "message": "Transaction is ongoing for the item"
         }),
-        Fault::LoseResponse | Fault::Delay(_) => unreachable!("forwarded faults have no error body"),
+        Fault::LoseResponse | Fault::Delay(_) | Fault::Stale => {
+            unreachable!("forwarded faults have no error body")
+        }
     };
     error_response(400, body)
 }
@@ -253,4 +299,43 @@ fn error_response(status: u16, body: serde_json::Value) -> hyper::Response<Full<
         .header("content-type", "application/x-amz-json-1.0")
         .body(Full::new(Bytes::from(body.to_string())))
         .expect("response")
+}
+
+/// Operations that can report the capacity they consumed.
+const MEASURED: &[&str] = &[
+    "GetItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "Query",
+    "Scan",
+    "BatchGetItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+    "TransactGetItems",
+];
+
+/// The request asking for `ReturnConsumedCapacity: TOTAL` (which changes nothing else).
+fn with_capacity(operation: &str, body: Bytes) -> Bytes {
+    if !MEASURED.contains(&operation) {
+        return body;
+    }
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.entry("ReturnConsumedCapacity")
+                .or_insert_with(|| json!("TOTAL"));
+            Bytes::from(serde_json::Value::Object(map).to_string())
+        }
+        _ => body,
+    }
+}
+
+/// The capacity units an answer reports (one object, or a list for batches and transactions).
+fn capacity_of(bytes: &[u8]) -> f64 {
+    let body: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let units = |v: &serde_json::Value| v["CapacityUnits"].as_f64().unwrap_or(0.0);
+    match &body["ConsumedCapacity"] {
+        serde_json::Value::Array(list) => list.iter().map(units).sum(),
+        one => units(one),
+    }
 }

@@ -84,9 +84,18 @@ impl TestEnv {
 
 /// An App on `table` with the dev clock on (tests set `x-debug-now`).
 pub fn app_for(client: aws_sdk_dynamodb::Client, table: &str) -> App {
+    app_caching(client, table, 30)
+}
+
+/// Like [`app_for`], caching configuration for `seconds` (0: never). Tests whose functions run
+/// as separate processes and move the dev clock past a contest's start use 0: the real clock
+/// does not move, so a process would keep the index it read before the contest existed.
+pub fn app_caching(client: aws_sdk_dynamodb::Client, table: &str, seconds: u32) -> App {
+    let seconds = seconds.to_string();
     let config = Config::from_lookup(|name| match name {
         "TABLE_NAME" => Some(table.to_owned()),
         "CAMPAIGN_DEV_CLOCK" => Some("1".to_owned()),
+        "CONFIG_CACHE_SECONDS" => Some(seconds.clone()),
         _ => None,
     })
     .expect("config");

@@ -360,3 +360,101 @@ async fn the_largest_plan_fits_one_transaction() {
         .await;
     assert_eq!(me.body["tier"]["name"], "Ordinary");
 }
+
+/// The score actions of a transaction: score items, contest entries, teams and bucket counters.
+fn score_actions(body: &Value) -> usize {
+    body["TransactItems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| {
+            let key = |kind: &str, part: &str| item[kind]["Item"][part]["S"].as_str().map(str::to_owned);
+            let put_pk = key("Put", "pk").unwrap_or_default();
+            let put_sk = key("Put", "sk").unwrap_or_default();
+            let update_pk = item["Update"]["Key"]["pk"]["S"].as_str().unwrap_or_default();
+            put_sk.starts_with("SCORE#")
+                || (put_pk.starts_with("USER#") && put_sk.starts_with("CONTEST#"))
+                || put_pk.contains("#TEAM#")
+                || update_pk.contains("#COUNT#")
+        })
+        .count()
+}
+
+/// The scoring worst case: a check-in (its points count on every points board) by a member who
+/// is in a team in each of the 5 contests that may run at once, with every score leaving its
+/// counter bucket: 3 periods × (score + 2 counters) + 5 contests × (entry + 2 counters + team +
+/// 2 counters) = 39 actions on top of the check-in's own.
+#[tokio::test]
+async fn a_scored_check_in_in_five_team_contests_fits_one_transaction() {
+    let env = TestEnv::new().await;
+    let proxy = FaultProxy::start(e2e::endpoint(), Arc::new(|_, _| None)).await;
+    let app = e2e::app_caching(shared::store::local_client(&proxy.endpoint), &env.table, 0);
+    let api = e2e::spawn_api(app).await;
+    let admin = e2e::admin_token("ops");
+    let setup = "2026-11-23T10:00:00Z";
+    for i in 0..shared::domain::contests::MAX_ACTIVE {
+        let spec = json!({ "title": format!("Team {i}"), "starts_at": "2026-11-24T00:00:00Z",
+                           "ends_at": "2026-11-25T00:00:00Z", "metric": "points_earned",
+                           "format": "team", "team_size": 50 });
+        let r = api
+            .send_json(
+                Method::PUT,
+                &format!("/v1/admin/contests/t{i}"),
+                &admin,
+                setup,
+                &spec,
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let team = json!({ "name": format!("Crew {i}") });
+        let r = api
+            .post(
+                &format!("/v1/contests/t{i}/teams"),
+                &e2e::member_token("max"),
+                setup,
+                &team,
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    // A first purchase puts every score at 5; the check-in then moves each to another bucket.
+    let order = json!({ "user_id": "max", "order_amount_cents": 500, "reason": "order", "ref": "o1" });
+    let status = request(
+        &api,
+        Method::POST,
+        "/v1/admin/points/grants",
+        &e2e::service_token("shop"),
+        "2026-11-24T01:00:00Z",
+        "o1",
+        Some(order),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let before = proxy.total();
+    let status = request(
+        &api,
+        Method::POST,
+        "/v1/checkins",
+        &e2e::member_token("max"),
+        "2026-11-24T02:00:00Z",
+        "ci-1",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let writes: Vec<Value> = proxy
+        .since(before)
+        .iter()
+        .filter(|c| c.operation == "TransactWriteItems")
+        .map(|c| serde_json::from_str(&c.body).unwrap())
+        .collect();
+    assert_eq!(writes.len(), 1, "one transaction");
+    let actions = writes[0]["TransactItems"].as_array().unwrap().len();
+    assert_eq!(score_actions(&writes[0]), 39, "the scoring worst case");
+    // guard + entry + account + check-in day + streak + idempotency record = 6, plus 39.
+    assert_eq!(actions, 45);
+    // With what the budget table adds at worst (10 inline housekeeping postings, a milestone, a
+    // tier move; a referral release later), it stays within one transaction.
+    assert!(actions + MAX_INLINE_HOUSEKEEPING + 2 + 2 + 5 <= MAX_ACTIONS);
+    measure(&proxy.since(before), "scored check-in");
+}

@@ -15,7 +15,9 @@ use local_api::template::Template;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const FUNCTIONS: [&str; 5] = [
+const FUNCTIONS: [&str; 7] = [
+    "ContestsFunction",
+    "SettleContestsFunction",
     "PointsFunction",
     "CheckinFunction",
     "PointsAdminFunction",
@@ -27,6 +29,8 @@ const FUNCTIONS: [&str; 5] = [
 struct Recorded {
     api: TestApi,
     proxies: BTreeMap<&'static str, FaultProxy>,
+    /// The settlement job, on its own proxy (it is not behind the API).
+    settle: shared::App,
 }
 
 impl Recorded {
@@ -46,10 +50,14 @@ impl Recorded {
             let endpoint = endpoints
                 .get(function)
                 .unwrap_or_else(|| panic!("no proxy for {function}: add it to FUNCTIONS"));
-            app_for(shared::store::local_client(endpoint), &env.table)
+            e2e::app_caching(shared::store::local_client(endpoint), &env.table, 0)
         })
         .await;
-        Self { api, proxies }
+        let settle = app_for(
+            shared::store::local_client(&endpoints["SettleContestsFunction"]),
+            &env.table,
+        );
+        Self { api, proxies, settle }
     }
 
     fn total(&self) -> usize {
@@ -393,6 +401,7 @@ async fn tour(r: &Recorded) {
         .await,
         "my rank",
     );
+    contests_tour(r).await;
     // A hold that times out, released by the next read; much later, expiry by a read.
     let hold = json!({ "user_id": "amy", "amount": 10, "ref": "cart-2" });
     ok(
@@ -442,6 +451,184 @@ async fn tour(r: &Recorded) {
         )
         .await,
         "points after expiry",
+    );
+}
+
+/// Contests: created, listed, cancelled; joined solo and in teams; earned in; settled by the job;
+/// results and fulfilments.
+async fn contests_tour(r: &Recorded) {
+    let admin = admin_token("ops");
+    let shop = service_token("shop");
+    let (bob, cy, dan) = (member_token("bob"), member_token("cy"), member_token("dan"));
+    let ok = |reply: Reply, what: &str| {
+        assert!(matches!(reply.status, 200 | 201), "{what}: {}", reply.body);
+        reply
+    };
+    let during = "2026-11-21T10:00:00+08:00";
+    let solo = json!({ "title": "Tour", "starts_at": "2026-11-21T00:00:00+08:00", "ends_at": "2026-11-21T12:00:00+08:00",
+                       "metric": "points_earned", "prizes": [{ "from": 1, "to": 1, "points": 10 }, { "from": 2, "to": 2, "item": "Cap" }] });
+    let team = json!({ "title": "Tour teams", "starts_at": "2026-11-21T00:00:00+08:00", "ends_at": "2026-11-21T12:00:00+08:00",
+                       "metric": "points_earned", "format": "team", "team_size": 3, "prizes": [{ "from": 1, "to": 1, "points": 5 }] });
+    for (id, spec) in [("tour", &solo), ("tour-team", &team), ("tour-x", &solo)] {
+        let path = format!("/v1/admin/contests/{id}");
+        ok(
+            r.send(Method::PUT, &path, &admin, T0, None, Some(spec)).await,
+            "put contest",
+        );
+    }
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/admin/contests/tour-x/cancel",
+            &admin,
+            T0,
+            None,
+            None,
+        )
+        .await,
+        "cancel",
+    );
+    ok(
+        r.send(Method::GET, "/v1/admin/contests", &admin, T0, None, None)
+            .await,
+        "admin list",
+    );
+    ok(
+        r.send(Method::GET, "/v1/admin/contests/tour", &admin, T0, None, None)
+            .await,
+        "admin get",
+    );
+    for who in [&bob, &cy] {
+        ok(
+            r.send(Method::POST, "/v1/contests/tour/entries", who, T0, None, None)
+                .await,
+            "join",
+        );
+    }
+    let created = ok(
+        r.send(
+            Method::POST,
+            "/v1/contests/tour-team/teams",
+            &cy,
+            T0,
+            None,
+            Some(&json!({ "name": "Cyan" })),
+        )
+        .await,
+        "team",
+    );
+    let code = json!({ "code": created.body["team"]["code"] });
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/contests/tour-team/teams/join",
+            &bob,
+            T0,
+            None,
+            Some(&code),
+        )
+        .await,
+        "join team",
+    );
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/contests/tour-team/teams",
+            &dan,
+            T0,
+            None,
+            Some(&json!({ "name": "Dan" })),
+        )
+        .await,
+        "team",
+    );
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/contests/tour-team/teams/leave",
+            &dan,
+            T0,
+            None,
+            None,
+        )
+        .await,
+        "leave",
+    );
+    for who in ["bob", "cy"] {
+        let order = json!({ "user_id": who, "order_amount_cents": 5_000, "reason": "order", "ref": format!("t-{who}") });
+        let key = format!("t-{who}");
+        ok(
+            r.send(
+                Method::POST,
+                "/v1/admin/points/grants",
+                &shop,
+                during,
+                Some(&key),
+                Some(&order),
+            )
+            .await,
+            "earn",
+        );
+    }
+    ok(
+        r.send(Method::GET, "/v1/contests", &cy, during, None, None).await,
+        "list",
+    );
+    ok(
+        r.send(Method::GET, "/v1/contests/tour-team", &cy, during, None, None)
+            .await,
+        "get",
+    );
+    ok(
+        r.send(
+            Method::GET,
+            "/v1/leaderboards/contest:tour-team:teams/me",
+            &cy,
+            during,
+            None,
+            None,
+        )
+        .await,
+        "team rank",
+    );
+    let at: chrono::DateTime<chrono::Utc> = "2026-11-21T04:05:00Z".parse().unwrap();
+    let event = local_api::schedule::scheduled_event("SettleContestsFunction", at, Some(at));
+    let report = local_api::schedule::fire(&r.settle, "SettleContestsFunction", event)
+        .await
+        .unwrap();
+    assert_eq!(report["contests"].as_array().unwrap().len(), 2, "{report}");
+    ok(
+        r.send(
+            Method::GET,
+            "/v1/admin/contests/tour/results",
+            &admin,
+            T0,
+            None,
+            None,
+        )
+        .await,
+        "results",
+    );
+    let open = ok(
+        r.send(
+            Method::GET,
+            "/v1/admin/fulfilments?source=contest:tour",
+            &admin,
+            T0,
+            None,
+            None,
+        )
+        .await,
+        "fulfilments",
+    );
+    let id = open.body["fulfilments"][0]["fulfilment_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/admin/fulfilments/{id}/shipped");
+    ok(
+        r.send(Method::POST, &path, &admin, T0, None, None).await,
+        "shipped",
     );
 }
 

@@ -22,6 +22,7 @@ fn template_openapi_and_handlers_name_the_same_routes() {
         points_admin::ROUTES,
         members::ROUTES,
         leaderboards::ROUTES,
+        contests::ROUTES,
     ]
     .concat()
     .into_iter()
@@ -171,7 +172,8 @@ async fn a_mutated_response_fails_validation() {
     wrong["points"]["balance"] = json!("0");
     assert!(check(&wrong).is_err(), "a string balance passed");
     let mut card = home.body.clone();
-    card["contests"] = json!([{ "contest_id": "c1", "title": "Week", "ends_at": "soon", "score": 1 }]);
+    card["contests"] =
+        json!([{ "contest_id": "c1", "title": "Week", "ends_at": "soon", "joined": true, "score": 1 }]);
     assert!(check(&card).is_err(), "a malformed date-time passed");
     card["contests"][0]["ends_at"] = json!("2026-11-30T00:00:00Z");
     assert_eq!(check(&card), Ok(true), "a well-formed contest card passes");

@@ -12,22 +12,36 @@ use serde_json::Value;
 const SAMPLE_MEMBER: &str = "3f1c9a52-7d4e-4b1a-9a55-2f6c1b0e8d11";
 /// The hold id in the capture and release samples, replaced by a hold the test creates.
 const SAMPLE_HOLD: &str = "01KAW0M9B4E8Y6T3R1Q2P5N7XZ";
+/// The join code in the team-join sample, replaced by the code of a team the test creates.
+const SAMPLE_TEAM_CODE: &str = "7KQ2M9XD";
+/// The team contest the team samples act on (events/setup/).
+const TEAM_CONTEST: &str = "setup/put-v1-admin-contests-team-relay.json";
+const SOLO_CONTEST: &str = "put-v1-admin-contests-contest_id.json";
 
 /// What each sample event must answer on a fresh table: status, top-level fields, the points
-/// the sample member is given first, and the sample events to run before it on the same table.
+/// the sample member is given first, and the sample events (paths under events/) to run before
+/// it on the same table, in order.
 struct Expect {
     status: u16,
     fields: &'static [&'static str],
     seed_points: i64,
-    before: Option<&'static str>,
+    before: &'static [&'static str],
 }
 
 fn expectation(file: &str) -> Option<Expect> {
-    let e = |status, fields, seed_points, before| {
+    let e = |status, fields, seed_points, before: &'static [&'static str]| {
         Some(Expect {
             status,
             fields,
             seed_points,
+            before,
+        })
+    };
+    let after = |status, fields, before: &'static [&'static str]| {
+        Some(Expect {
+            status,
+            fields,
+            seed_points: 0,
             before,
         })
     };
@@ -42,16 +56,16 @@ fn expectation(file: &str) -> Option<Expect> {
                 "expiring_by_month",
             ],
             0,
-            None,
+            &[],
         ),
-        "get-v1-points-ledger.json" => e(200, &["entries", "next_cursor"], 0, None),
+        "get-v1-points-ledger.json" => e(200, &["entries", "next_cursor"], 0, &[]),
         "get-v1-me.json" => e(
             200,
             &[
                 "user_id", "points", "tier", "checkin", "profile", "contests", "draws",
             ],
             0,
-            None,
+            &[],
         ),
         "get-v1-me-profile.json" | "put-v1-me-profile.json" => e(
             200,
@@ -62,20 +76,20 @@ fn expectation(file: &str) -> Option<Expect> {
                 "registered_at",
             ],
             0,
-            None,
+            &[],
         ),
-        "get-v1-leaderboards-board.json" => e(200, &["board", "final", "entries"], 0, None),
-        "get-v1-leaderboards-board-me.json" => e(200, &["board", "ranked", "above", "below"], 0, None),
+        "get-v1-leaderboards-board.json" => e(200, &["board", "final", "entries"], 0, &[]),
+        "get-v1-leaderboards-board-me.json" => e(200, &["board", "ranked", "above", "below"], 0, &[]),
         "get-v1-admin-reserved-names.json" | "put-v1-admin-reserved-names.json" => {
-            e(200, &["names", "version", "updated_at"], 0, None)
+            e(200, &["names", "version", "updated_at"], 0, &[])
         }
         "post-v1-admin-members-user_id-display-name-reset.json" => e(
             200,
             &["user_id", "display_name", "public_name"],
             0,
-            Some("put-v1-me-profile.json"),
+            &["put-v1-me-profile.json"],
         ),
-        "post-v1-admin-members-user_id-registered.json" => e(200, &["user_id", "registered_at"], 0, None),
+        "post-v1-admin-members-user_id-registered.json" => e(200, &["user_id", "registered_at"], 0, &[]),
         "post-v1-checkins.json" => e(
             200,
             &[
@@ -88,7 +102,7 @@ fn expectation(file: &str) -> Option<Expect> {
                 "balance",
             ],
             0,
-            None,
+            &[],
         ),
         "post-v1-checkins-makeup.json" => e(
             200,
@@ -101,55 +115,81 @@ fn expectation(file: &str) -> Option<Expect> {
                 "balance",
             ],
             100,
-            None,
+            &[],
         ),
         "get-v1-checkins.json" => e(
             200,
             &["month", "days", "current_streak", "best_streak", "today"],
             0,
-            None,
+            &[],
         ),
         "put-v1-admin-checkin-campaigns-campaign_id.json" => {
-            e(200, &["campaign_id", "time_zone", "ladder"], 0, None)
+            e(200, &["campaign_id", "time_zone", "ladder"], 0, &[])
         }
         "get-v1-admin-checkin-campaigns-campaign_id.json" => {
-            e(200, &["campaign_id", "time_zone", "ladder"], 0, None)
+            e(200, &["campaign_id", "time_zone", "ladder"], 0, &[])
         }
         "post-v1-admin-points-grants.json" => e(
             200,
             &["user_id", "points", "base", "factors_bps", "balance"],
             0,
-            None,
+            &[],
         ),
         "post-v1-admin-points-holds.json" => {
-            e(200, &["hold_id", "amount", "expires_at", "balance"], 500, None)
+            e(200, &["hold_id", "amount", "expires_at", "balance"], 500, &[])
         }
         "post-v1-admin-points-holds-hold_id-capture.json" => e(
             200,
             &["hold_id", "status", "amount", "balance"],
             500,
-            Some("post-v1-admin-points-holds.json"),
+            &["post-v1-admin-points-holds.json"],
         ),
         "post-v1-admin-points-holds-hold_id-release.json" => e(
             200,
             &["hold_id", "status", "amount", "balance"],
             500,
-            Some("post-v1-admin-points-holds.json"),
+            &["post-v1-admin-points-holds.json"],
         ),
         "post-v1-admin-points-reversals.json" => e(
             200,
             &["reversed", "grant_remaining", "balance"],
             0,
-            Some("post-v1-admin-points-grants.json"),
+            &["post-v1-admin-points-grants.json"],
         ),
-        "get-v1-admin-tiers.json" | "put-v1-admin-tiers.json" => e(200, &["tiers", "seats"], 0, None),
-        "get-v1-admin-multipliers.json" => e(200, &["multipliers"], 0, None),
-        "put-v1-admin-multipliers-multiplier_id.json" => e(200, &["multiplier_id", "window"], 0, None),
+        "get-v1-admin-tiers.json" | "put-v1-admin-tiers.json" => e(200, &["tiers", "seats"], 0, &[]),
+        "get-v1-admin-multipliers.json" => e(200, &["multipliers"], 0, &[]),
+        "put-v1-admin-multipliers-multiplier_id.json" => e(200, &["multiplier_id", "window"], 0, &[]),
         "delete-v1-admin-multipliers-multiplier_id.json" => e(
             200,
             &["multiplier_id", "deleted"],
             0,
-            Some("put-v1-admin-multipliers-multiplier_id.json"),
+            &["put-v1-admin-multipliers-multiplier_id.json"],
+        ),
+        "get-v1-admin-contests.json" => after(200, &["contests"], &[SOLO_CONTEST]),
+        "put-v1-admin-contests-contest_id.json" => after(201, &["status", "contest"], &[]),
+        "get-v1-admin-contests-contest_id.json" | "post-v1-admin-contests-contest_id-cancel.json" => {
+            after(200, &["status", "contest"], &[SOLO_CONTEST])
+        }
+        "get-v1-admin-contests-contest_id-results.json" => {
+            after(200, &["contest_id", "status", "winners"], &[SOLO_CONTEST])
+        }
+        "get-v1-admin-fulfilments.json" => after(200, &["fulfilments"], &[]),
+        // No prize was recorded on a fresh table: the sample shows the refusal.
+        "post-v1-admin-fulfilments-fulfilment_id-shipped.json" => after(404, &["type", "title"], &[]),
+        "get-v1-contests.json" => after(200, &["contests"], &[SOLO_CONTEST]),
+        "get-v1-contests-contest_id.json" | "post-v1-contests-contest_id-entries.json" => {
+            after(200, &["contest_id", "status", "joined"], &[SOLO_CONTEST])
+        }
+        "post-v1-contests-contest_id-teams.json" => after(201, &["contest_id", "team"], &[TEAM_CONTEST]),
+        "post-v1-contests-contest_id-teams-join.json" => after(
+            200,
+            &["contest_id", "team"],
+            &[TEAM_CONTEST, "post-v1-contests-contest_id-teams.json"],
+        ),
+        "post-v1-contests-contest_id-teams-leave.json" => after(
+            200,
+            &["contest_id", "left"],
+            &[TEAM_CONTEST, "post-v1-contests-contest_id-teams.json"],
         ),
         _ => None,
     }
@@ -233,11 +273,14 @@ async fn every_sample_event_runs_through_its_handler() {
         if expect.seed_points > 0 {
             env.seed_points(SAMPLE_MEMBER, expect.seed_points).await;
         }
-        if let Some(first) = expect.before {
+        for first in expect.before {
             let (status, body) = run(&env, first, &std::fs::read_to_string(dir.join(first)).unwrap()).await;
-            assert_eq!(status, 200, "{first} (before {name}): {body}");
+            assert!(matches!(status, 200 | 201), "{first} (before {name}): {body}");
             if let Some(hold_id) = body["hold_id"].as_str() {
                 text = text.replace(SAMPLE_HOLD, hold_id);
+            }
+            if let Some(code) = body["team"]["code"].as_str() {
+                text = text.replace(SAMPLE_TEAM_CODE, code);
             }
         }
         let (status, body) = run(&env, &name, &text).await;
@@ -246,4 +289,50 @@ async fn every_sample_event_runs_through_its_handler() {
             assert!(body.get(field).is_some(), "{name}: no {field} in {body}");
         }
     }
+}
+
+#[tokio::test]
+async fn the_scheduled_sample_event_settles_what_is_due() {
+    use shared::domain::contests::{ContestSpec, Metric, Prize};
+    let env = TestEnv::new().await;
+    // A contest that ended an hour ago by the wall clock (the sample event carries no "now").
+    let now = chrono::Utc::now();
+    let spec = ContestSpec {
+        title: "Yesterday".into(),
+        description: String::new(),
+        starts_at: now - chrono::Duration::days(1),
+        ends_at: now - chrono::Duration::hours(1),
+        metric: Metric::PointsEarned,
+        reasons: None,
+        campaign: None,
+        entry: Default::default(),
+        format: Default::default(),
+        team_size: None,
+        prizes: vec![Prize {
+            from: 1,
+            to: 1,
+            points: Some(5),
+            item: None,
+        }],
+        grace_seconds: None,
+    };
+    env.app
+        .store
+        .put_contest("yesterday", spec, now - chrono::Duration::days(2))
+        .await
+        .unwrap();
+    let dir = local_api::repo_root().join("events/schedules");
+    let mut ran = 0;
+    for file in std::fs::read_dir(dir).unwrap() {
+        let path = file.unwrap().path();
+        let event: aws_lambda_events::eventbridge::EventBridgeEvent =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let report = local_api::schedule::fire(&env.app, "SettleContestsFunction", event)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(report["contests"][0]["contest_id"], "yesterday", "{report}");
+        assert_eq!(report["contests"][0]["outcome"], "settled", "{report}");
+        ran += 1;
+    }
+    assert_eq!(ran, 1);
 }

@@ -439,9 +439,7 @@ async fn the_backfill_records_the_earliest_of_first_entry_and_first_checkin() {
 
     // The documented command (`campaign-ops backfill-first-appearances`), on this table.
     let args = ["backfill-first-appearances", "--segments", "3"].map(String::from);
-    let printed = ops::run(&ops::parse(&args).unwrap(), &env.app.store)
-        .await
-        .unwrap();
+    let printed = ops::run(&ops::parse(&args).unwrap(), &env.app).await.unwrap();
     assert_eq!(
         printed, "first appearances: 4 members with ledger entries or check-ins, 2 profiles updated",
         "fay and gus; hal's profile and ivy's account already knew"

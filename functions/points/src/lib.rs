@@ -12,6 +12,7 @@ use shared::App;
 use shared::domain::checkin::{DEFAULT_CAMPAIGN, StreakView};
 use shared::domain::ledger::{Account, LedgerEntry, LedgerRules};
 use shared::http::{self, ApiError, Request, Response, cursor};
+use shared::store::ContestCard;
 
 /// The routes this function serves, as API Gateway route keys (checked against template.yaml).
 pub const ROUTES: &[&str] = &["GET /v1/points", "GET /v1/points/ledger", "GET /v1/me"];
@@ -164,15 +165,6 @@ struct Profile {
     leaderboard_visible: bool,
 }
 
-/// An active contest the member is in (filled by the contests feature).
-#[derive(Debug, Serialize)]
-struct ContestCard {
-    contest_id: String,
-    title: String,
-    ends_at: DateTime<Utc>,
-    score: i64,
-}
-
 /// An open draw (filled by the draws feature).
 #[derive(Debug, Serialize)]
 struct DrawCard {
@@ -199,6 +191,7 @@ struct Me {
 async fn me(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
     let user = http::member(req)?;
     let home = app.store.home(&user, now).await?;
+    let contests = app.store.home_contests(&user, &home.contests, now).await?;
     let config = home.tiers.config();
     let current = config.tier(home.account.tier.as_deref());
     let next = config
@@ -225,9 +218,8 @@ async fn me(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, Ap
             public_name: home.member.public_name(),
             leaderboard_visible: home.member.profile.leaderboard_visible,
         },
-        // The contests and draws features fill these from `home.contests` / `home.draws` and the
-        // member's own items (the second read).
-        contests: Vec::<ContestCard>::new(),
+        // Live contests with my score (the second read); draws fill theirs the same way.
+        contests,
         draws: Vec::<DrawCard>::new(),
         referral_code: None,
     })

@@ -9,6 +9,8 @@
 //! - At most [`MAX_ACTIVE`] contests overlap at any instant (each is written in every earn
 //!   transaction of its members) and at most [`MAX_LISTED`] are listed (upcoming or running).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -142,6 +144,9 @@ pub struct Contest {
     pub cancelled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled: Option<Settled>,
+    /// Settlement's checkpoint while it pays (absent before and after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: u64,
@@ -537,6 +542,114 @@ pub fn winners(spec: &ContestSpec, standings: &[Standing]) -> Vec<Winner> {
             members: vec![],
         })
         .collect()
+}
+
+/// One prize to one member: a winning position's prize, for each member of a winning team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payout {
+    pub position: u64,
+    pub user_id: String,
+    /// The team a team prize went to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+}
+
+/// Every payout of a frozen result, in a fixed order (position, then member id): settlement walks
+/// it from its checkpoint.
+pub fn payouts(spec: &ContestSpec, positions: &[Winner], team: bool) -> Vec<Payout> {
+    let mut out = Vec::new();
+    for winner in positions {
+        let Some(prize) = spec.prize_for(winner.position) else {
+            continue;
+        };
+        let mut members: Vec<&String> = match team {
+            true => winner.members.iter().collect(),
+            false => vec![&winner.id],
+        };
+        members.sort();
+        members.dedup();
+        for member in members {
+            out.push(Payout {
+                position: winner.position,
+                user_id: member.clone(),
+                team_id: team.then(|| winner.id.clone()),
+                points: prize.points,
+                item: prize.item.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// A winner settlement could not pay (recorded and skipped; the prize never moves down).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unpaid {
+    pub position: u64,
+    pub user_id: String,
+    pub reason: String,
+}
+
+/// How far settlement got: payouts before `next` are done (paid, recorded to fulfil, or unpaid).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub next: u64,
+    #[serde(default)]
+    pub unpaid: Vec<Unpaid>,
+}
+
+impl Settled {
+    /// The totals of a settlement that went through every payout.
+    pub fn totals(payouts: &[Payout], unpaid: &[Unpaid], at: DateTime<Utc>) -> Settled {
+        let skipped = |p: &Payout| {
+            unpaid
+                .iter()
+                .any(|u| u.user_id == p.user_id && u.position == p.position)
+        };
+        let done: Vec<&Payout> = payouts.iter().filter(|p| !skipped(p)).collect();
+        Settled {
+            at,
+            winners: done.len() as u64,
+            points_paid: done.iter().filter_map(|p| p.points).sum(),
+            to_fulfil: done.iter().filter(|p| p.item.is_some()).count() as u64,
+            unpaid: unpaid.len() as u64,
+        }
+    }
+}
+
+/// Whether the candidates a settlement read from the (eventually consistent) index, re-read from
+/// the table and put in listing order (`verified`), hold every entry that can reach position
+/// `last`. `counters` are the board's bucket counts (bucket → entries, strongly consistent, moved
+/// in the same transactions as the scores); `indexed_in_boundary` is how many entries the index
+/// holds in the bucket of the score at position `last`.
+///
+/// Every entry in a bucket above that score's must be among the candidates, and the index must
+/// hold as many entries in its bucket as the counters do; otherwise the index is behind and the
+/// result must not be frozen yet. (What stays unseen: an entry that moved *within* the boundary
+/// bucket while the index lagged; see docs/data-model.md.)
+pub fn top_is_complete(
+    verified: &[Standing],
+    last: usize,
+    counters: &BTreeMap<u64, u64>,
+    indexed_in_boundary: u64,
+) -> bool {
+    if last == 0 {
+        return true;
+    }
+    if verified.len() < last {
+        // The index listed fewer entries than there are prizes: it must have listed them all.
+        return verified.len() as u64 == counters.values().sum::<u64>();
+    }
+    let boundary = boards::bucket(verified[last - 1].score);
+    let above: u64 = counters.range(boundary.saturating_add(1)..).map(|(_, n)| n).sum();
+    let seen_above = verified
+        .iter()
+        .filter(|s| boards::bucket(s.score) > boundary)
+        .count() as u64;
+    seen_above == above && counters.get(&boundary).copied().unwrap_or(0) == indexed_in_boundary
 }
 
 #[cfg(test)]

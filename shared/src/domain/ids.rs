@@ -67,9 +67,55 @@ pub fn validate_slug(field: &'static str, raw: &str) -> Result<(), DomainError> 
     }
 }
 
+/// Crockford's base32 alphabet (no I, L, O, U): codes people read aloud and type.
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// Characters in a join or invite code (40 random bits).
+pub const CODE_LEN: usize = 8;
+
+/// A code of [`CODE_LEN`] Crockford base32 characters from `random`'s low 40 bits.
+pub fn code_from(random: u64) -> String {
+    (0..CODE_LEN)
+        .rev()
+        .map(|i| CROCKFORD[((random >> (i * 5)) & 31) as usize] as char)
+        .collect()
+}
+
+/// A code as typed: case-insensitive, dashes and spaces ignored, I and L read as 1, O as 0.
+/// `None` when it cannot be a code.
+pub fn normalize_code(raw: &str) -> Option<String> {
+    let code: String = raw
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| match c.to_ascii_uppercase() {
+            'I' | 'L' => '1',
+            'O' => '0',
+            other => other,
+        })
+        .collect();
+    (code.len() == CODE_LEN && code.bytes().all(|b| CROCKFORD.contains(&b))).then_some(code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_are_crockford_and_read_forgivingly() {
+        assert_eq!(code_from(0), "00000000");
+        assert_eq!(code_from((1 << 40) - 1), "ZZZZZZZZ");
+        assert_eq!(code_from(31 << 35 | 1), "Z0000001");
+        // Bits above the 40th do not matter.
+        assert_eq!(code_from(1 << 40 | 5), code_from(5));
+        let code = code_from(0x12_3456_789A);
+        assert_eq!(code.len(), CODE_LEN);
+        assert_eq!(normalize_code(&code).as_deref(), Some(code.as_str()));
+        assert_eq!(normalize_code("ab-cd ef9z").as_deref(), Some("ABCDEF9Z"));
+        assert_eq!(normalize_code("iLoO-1234").as_deref(), Some("11001234"));
+        for bad in ["", "ABCDEFG", "ABCDEFGHJ", "ABCDEFGU", "ABCD#FGH", "ABCDÉFGH"] {
+            assert_eq!(normalize_code(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn user_ids_refuse_separators_and_blanks() {

@@ -49,6 +49,8 @@ pub enum Reason {
     Expire,
     /// The member moved to another tier (no balance change).
     TierChange,
+    /// A contest prize (fixed, never multiplied; never counted on the boards).
+    ContestPrize,
 }
 
 impl Reason {
@@ -56,7 +58,7 @@ impl Reason {
     pub fn is_earn(self) -> bool {
         matches!(
             self,
-            Reason::Grant | Reason::Purchase | Reason::Checkin | Reason::Milestone
+            Reason::Grant | Reason::Purchase | Reason::Checkin | Reason::Milestone | Reason::ContestPrize
         )
     }
 }

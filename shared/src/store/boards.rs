@@ -505,7 +505,7 @@ impl Store {
         }
     }
 
-    async fn higher_in_bucket(
+    pub(crate) async fn higher_in_bucket(
         &self,
         board: &Board,
         shard: u32,

@@ -100,6 +100,11 @@ impl ConfigCache {
         self.items().map.len()
     }
 
+    /// How long an item is served from the cache.
+    pub(crate) fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     pub(crate) fn forget(&self, key: &Key) {
         self.items().map.remove(key);
     }

@@ -202,12 +202,30 @@ pub fn bucket_sk(bucket: u64) -> String {
     format!("BUCKET#{bucket:020}")
 }
 
+/// The bucket of a counter's sort key.
+pub fn bucket_of_sk(sk: &str) -> Option<u64> {
+    sk.strip_prefix("BUCKET#")?.parse().ok()
+}
+
 pub fn board_counter(board: &crate::domain::boards::Board, shard: u32, bucket: u64) -> Key {
     Key::new(board_counters(board, shard), bucket_sk(bucket))
 }
 
-/// The `gsi1` partition listing contests by when they may be settled.
-pub const CONTESTS_BY_SETTLEMENT: &str = "CONTESTS";
+/// The `gsi1` partition listing contests not settled or cancelled yet, by when they may be
+/// settled (what the settlement job queries).
+pub const CONTESTS_PENDING: &str = "CONTESTS#PENDING";
+/// The `gsi1` partition of settled and cancelled contests (the admin listing's history).
+pub const CONTESTS_DONE: &str = "CONTESTS#DONE";
+
+/// A contest's `gsi1` sort key: when it may be settled (fixed-width UTC, so it sorts by time).
+pub fn contest_by_settlement(settle_after: chrono::DateTime<chrono::Utc>, id: &str) -> String {
+    format!("{}#{id}", instant(settle_after))
+}
+
+/// An instant as a fixed-width UTC string that sorts by time.
+pub fn instant(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
 
 /// The `gsi1` partition listing fulfilments of one source in one status.
 pub fn fulfilments_of(source: &str, status: &str) -> String {

@@ -226,10 +226,6 @@ impl Store {
         })
     }
 
-    async fn read_one<T: serde::de::DeserializeOwned>(&self, key: &Key) -> Result<Option<T>, StoreError> {
-        self.get_item(key, true).await?.map(from_item).transpose()
-    }
-
     /// Public names of board entries, in order: members' public identities, or team names.
     async fn names(&self, board: &Board, ids: &[String]) -> Result<Vec<String>, crate::Error> {
         let key_of = |id: &String| -> Result<Key, crate::Error> {

@@ -3,11 +3,13 @@
 mod boards;
 mod cache;
 mod checkin;
+mod contests;
 pub mod keys;
 mod leaderboards;
 pub mod ledger;
 mod members;
 mod points;
+mod settlement;
 mod tx;
 
 use std::collections::HashMap;
@@ -27,10 +29,15 @@ use crate::domain::ledger::LedgerRules;
 
 pub use boards::{BoardEntry, Scoring, Team};
 pub use checkin::{CheckinDay, CheckinMonth, CheckinOutcome, MakeupOutcome};
+pub use contests::{
+    AdminContest, ContestCard, ContestView, Fulfilment, FulfilmentStatus, MyResult, ResultRow, Results,
+    TeamView,
+};
 pub use keys::Key;
 pub use leaderboards::{BoardPage, BoardRow, ContestResult, MyStanding, Neighbour};
 pub use members::{BackfillReport, Member, ProfileChange};
 pub use points::{Attribution, Home, IdempotentCall};
+pub use settlement::{CHECKPOINT_EVERY, ContestSettlement, SettleOutcome};
 pub use tx::{
     Decision, GuardRecord, Idempotency, IdempotencyRecord, OnConflict, Plan, Respond, Snapshot, TxOutcome,
     Write,
@@ -309,6 +316,41 @@ impl Store {
             }
             Err(err) => Err(classify(err)),
         }
+    }
+
+    /// Writes `actions` in one transaction. False when a condition failed or another transaction
+    /// held one of the items (a lost race: the caller reads again); other failures are errors.
+    pub(crate) async fn transact_or_lost(
+        &self,
+        actions: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        let call = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(actions))
+            .send();
+        match self.bounded(call).await? {
+            Ok(_) => Ok(true),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancel))
+                    if cancel.cancellation_reasons().iter().all(|r| {
+                        matches!(
+                            r.code(),
+                            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict")
+                        )
+                    }) =>
+                {
+                    Ok(false)
+                }
+                _ => Err(classify(err)),
+            },
+        }
+    }
+
+    /// A strongly consistent read of one item, deserialized.
+    pub(crate) async fn read_one<T: DeserializeOwned>(&self, key: &Key) -> Result<Option<T>, StoreError> {
+        self.get_item(key, true).await?.map(from_item).transpose()
     }
 
     /// A single `GetItem`.

@@ -1,7 +1,6 @@
 //! The shop backend's ledger operations (grants, holds, captures, releases, reversals), each an
 //! idempotent API call, and the tier and multiplier configuration.
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,7 +9,7 @@ use serde_json::json;
 use super::tx::{put_if_absent, put_versioned};
 use super::{
     Decision, IdempotencyRecord, Key, OnConflict, Plan, Respond, Snapshot, Store, StoreError, TxOutcome,
-    Write, classify, from_item, keys, to_item_with_key,
+    Write, from_item, keys, to_item_with_key,
 };
 use crate::domain::boards;
 use crate::domain::ledger::{self, Kind, LedgerEntry, Posting, Reason};
@@ -525,40 +524,23 @@ impl Store {
         };
         let put = put_versioned(&self.table, item, (expected > 0).then_some(expected))?;
         let check = condition_check_version(&self.table, &other, other_version)?;
-        let call = self
-            .client
-            .transact_write_items()
-            .transact_items(put)
-            .transact_items(check)
-            .send();
-        match self.bounded(call).await? {
-            Ok(_) => {
-                self.cache.forget(key);
-                Ok(true)
-            }
-            Err(err) => match err.as_service_error() {
-                // A condition failed, or another transaction held one of the items: read again.
-                Some(TransactWriteItemsError::TransactionCanceledException(cancel))
-                    if cancel.cancellation_reasons().iter().all(|r| {
-                        matches!(
-                            r.code(),
-                            None | Some("None" | "ConditionalCheckFailed" | "TransactionConflict")
-                        )
-                    }) =>
-                {
-                    Ok(false)
-                }
-                _ => Err(classify(err).into()),
-            },
+        let written = self.transact_or_lost(vec![put, check]).await?;
+        if written {
+            self.cache.forget(key);
         }
+        Ok(written)
     }
 }
 
 /// Admin configuration writes try this many times against concurrent writers before 503.
-const CONFIG_ATTEMPTS: u32 = 8;
+pub(crate) const CONFIG_ATTEMPTS: u32 = 8;
 
 /// A `ConditionCheck` that `key`'s `version` is still `version` (0: the item is absent).
-fn condition_check_version(table: &str, key: &Key, version: u64) -> Result<TransactWriteItem, StoreError> {
+pub(crate) fn condition_check_version(
+    table: &str,
+    key: &Key,
+    version: u64,
+) -> Result<TransactWriteItem, StoreError> {
     let check = ConditionCheck::builder()
         .table_name(table)
         .set_key(Some(key.to_item()));

@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod registry;
+pub mod schedule;
 pub mod server;
 pub mod table;
 pub mod template;

@@ -41,7 +41,18 @@ async fn main() -> Result<(), BoxError> {
     let dev_clock = config.dev_clock;
     let openapi_path = template_path.with_file_name("openapi.yaml");
     let openapi = std::fs::read(&openapi_path).map_err(|e| format!("{}: {e}", openapi_path.display()))?;
-    let api = Arc::new(LocalApi::new(App::new(config, client), &template)?.with_openapi(openapi));
+    let app = App::new(config, client);
+    // The template's schedules (contest settlement) fire at their rates, as EventBridge would.
+    let schedules = template.schedules()?;
+    for schedule in &schedules {
+        println!(
+            "  every {:>5} s  -> {}",
+            schedule.every.as_secs(),
+            schedule.function
+        );
+    }
+    local_api::schedule::spawn(Arc::new(app.clone()), schedules);
+    let api = Arc::new(LocalApi::new(app, &template)?.with_openapi(openapi));
     // Loopback only: tokens are decoded without checking signatures.
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use shared::App;
 use shared::http::{Request, Response};
 
@@ -37,6 +38,37 @@ fn leaderboards(app: &App, req: Request) -> HandlerFuture<'_> {
     Box::pin(leaderboards::handle(app, req))
 }
 
+fn contests(app: &App, req: Request) -> HandlerFuture<'_> {
+    Box::pin(contests::handle(app, req))
+}
+
+/// What a scheduled function answered (its JSON result, or its `Diagnostic` as text).
+pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send + 'a>>;
+pub type Job = for<'a> fn(&'a App, EventBridgeEvent) -> JobFuture<'a>;
+
+/// A function run by a `Schedule` event of the template.
+pub struct ScheduledFunction {
+    pub logical_id: &'static str,
+    pub job: Job,
+}
+
+fn settle_contests(app: &App, event: EventBridgeEvent) -> JobFuture<'_> {
+    Box::pin(async move {
+        let deadline = std::time::Instant::now() + settle_contests::LOCAL_RUN;
+        match settle_contests::handle(app, event, deadline).await {
+            Ok(report) => serde_json::to_value(report).map_err(|e| e.to_string()),
+            Err(diagnostic) => Err(format!("{}: {}", diagnostic.error_type, diagnostic.error_message)),
+        }
+    })
+}
+
+pub fn scheduled() -> Vec<ScheduledFunction> {
+    vec![ScheduledFunction {
+        logical_id: "SettleContestsFunction",
+        job: settle_contests,
+    }]
+}
+
 pub fn functions() -> Vec<Function> {
     vec![
         Function {
@@ -63,6 +95,11 @@ pub fn functions() -> Vec<Function> {
             logical_id: "LeaderboardsFunction",
             routes: leaderboards::ROUTES,
             handler: leaderboards,
+        },
+        Function {
+            logical_id: "ContestsFunction",
+            routes: contests::ROUTES,
+            handler: contests,
         },
     ]
 }
@@ -100,5 +137,16 @@ mod tests {
             })
             .collect();
         assert_eq!(from_template, from_registry);
+        let scheduled: BTreeSet<String> = template
+            .schedules()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.function)
+            .collect();
+        let registered: BTreeSet<String> = super::scheduled()
+            .iter()
+            .map(|s| s.logical_id.to_owned())
+            .collect();
+        assert_eq!(scheduled, registered);
     }
 }

@@ -34,6 +34,27 @@ impl Route {
     }
 }
 
+/// A function run on a schedule.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Schedule {
+    pub function: String,
+    pub every: std::time::Duration,
+}
+
+/// `rate(1 minute)`, `rate(5 minutes)`, `rate(2 hours)`, `rate(1 day)`.
+pub fn parse_rate(expression: &str) -> Option<std::time::Duration> {
+    let inner = expression.strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.trim().split_once(' ')?;
+    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
+    let seconds = match (unit, n) {
+        ("minute", 1) | ("minutes", 2..) => 60,
+        ("hour", 1) | ("hours", 2..) => 3_600,
+        ("day", 1) | ("days", 2..) => 86_400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(n * seconds))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyElement {
     pub name: String,
@@ -187,6 +208,39 @@ impl Template {
         }
         routes.sort();
         Ok(routes)
+    }
+
+    /// Every `Schedule` event of every function with its `rate(...)` expression, sorted.
+    pub fn schedules(&self) -> Result<Vec<Schedule>, TemplateError> {
+        let mut schedules = Vec::new();
+        for (name, resource) in self.resources()? {
+            let function = name.as_str().unwrap_or_default().to_owned();
+            let events = resource
+                .get("Properties")
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping);
+            for (_, event) in events.into_iter().flatten() {
+                if event.get("Type").and_then(Value::as_str) != Some("Schedule") {
+                    continue;
+                }
+                let expression = event
+                    .get("Properties")
+                    .and_then(|p| p.get("Schedule"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let every = parse_rate(expression).ok_or_else(|| {
+                    TemplateError::Shape(format!(
+                        "{function}: only rate(N unit) schedules run locally, not {expression:?}"
+                    ))
+                })?;
+                schedules.push(Schedule {
+                    function: function.clone(),
+                    every,
+                });
+            }
+        }
+        schedules.sort();
+        Ok(schedules)
     }
 
     /// A function's property, from its own `Properties` or else from `Globals.Function`.
@@ -350,6 +404,28 @@ fn resource_kind(value: &Value) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rates_parse_and_odd_ones_are_refused() {
+        let secs = |e: &str| parse_rate(e).map(|d| d.as_secs());
+        assert_eq!(secs("rate(1 minute)"), Some(60));
+        assert_eq!(secs("rate(5 minutes)"), Some(300));
+        assert_eq!(secs("rate(2 hours)"), Some(7_200));
+        assert_eq!(secs("rate(1 day)"), Some(86_400));
+        for bad in [
+            "rate(1 minutes)",
+            "rate(2 minute)",
+            "rate(0 minutes)",
+            "cron(0 * * * ? *)",
+            "rate(x minutes)",
+        ] {
+            assert_eq!(secs(bad), None, "{bad}");
+        }
+        let template = Template::load(&crate::repo_root().join("template.yaml")).unwrap();
+        let schedules = template.schedules().unwrap();
+        assert_eq!(schedules.len(), 1);
+        assert_eq!(schedules[0].function, "SettleContestsFunction");
+    }
+
     use super::*;
 
     #[test]

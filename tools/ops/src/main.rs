@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
         }
     };
     let app = shared::App::new(config, shared::store::client_from_env().await);
-    match ops::run(&command, &app.store).await {
+    match ops::run(&command, &app).await {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS

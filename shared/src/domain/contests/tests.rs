@@ -44,6 +44,7 @@ fn stored(spec: ContestSpec) -> Contest {
         spec,
         cancelled: false,
         settled: None,
+        progress: None,
         created_at: at(NOW),
         updated_at: at(NOW),
         version: 1,
@@ -626,4 +627,182 @@ fn the_home_screen_reads_the_contest_index() {
     let home: crate::domain::home::HomeIndex = serde_json::from_value(json).unwrap();
     assert_eq!(home.entries[0].id, "a");
     assert_eq!(home.version, 1);
+}
+
+fn winner(position: u64, id: &str, members: &[&str]) -> Winner {
+    Winner {
+        position,
+        rank: position,
+        id: id.into(),
+        score: 100 - position,
+        reached_at: at(NOW),
+        members: members.iter().map(|m| (*m).to_owned()).collect(),
+    }
+}
+
+#[test]
+fn payouts_follow_positions_and_pay_each_team_member() {
+    let s = check(spec()).unwrap();
+    let solo = payouts(
+        &s,
+        &[winner(1, "u1", &[]), winner(2, "u2", &[]), winner(4, "u4", &[])],
+        false,
+    );
+    let got: Vec<_> = solo
+        .iter()
+        .map(|p| {
+            (
+                p.position,
+                p.user_id.as_str(),
+                p.points,
+                p.item.as_deref(),
+                p.team_id.is_some(),
+            )
+        })
+        .collect();
+    // Position 4 has no prize.
+    assert_eq!(
+        got,
+        [
+            (1, "u1", Some(1_000), None, false),
+            (2, "u2", None, Some("mug"), false)
+        ]
+    );
+    let team = payouts(&s, &[winner(1, "t1", &["m2", "m1", "m2"])], true);
+    let got: Vec<_> = team
+        .iter()
+        .map(|p| (p.user_id.as_str(), p.team_id.as_deref(), p.points))
+        .collect();
+    // Every member once, in id order, each with the position's prize.
+    assert_eq!(
+        got,
+        [("m1", Some("t1"), Some(1_000)), ("m2", Some("t1"), Some(1_000))]
+    );
+}
+
+#[test]
+fn totals_leave_out_the_unpaid() {
+    let s = check(spec()).unwrap();
+    let all = payouts(
+        &s,
+        &[winner(1, "u1", &[]), winner(2, "u2", &[]), winner(3, "u3", &[])],
+        false,
+    );
+    let done = Settled::totals(&all, &[], at(NOW));
+    assert_eq!(
+        (done.winners, done.points_paid, done.to_fulfil, done.unpaid),
+        (3, 1_000, 2, 0)
+    );
+    let unpaid = [Unpaid {
+        position: 1,
+        user_id: "u1".into(),
+        reason: "x".into(),
+    }];
+    let done = Settled::totals(&all, &unpaid, at(NOW));
+    assert_eq!(
+        (done.winners, done.points_paid, done.to_fulfil, done.unpaid),
+        (2, 0, 2, 1)
+    );
+    // Unpaid is matched by member and position both.
+    let other = [Unpaid {
+        position: 2,
+        user_id: "u1".into(),
+        reason: "x".into(),
+    }];
+    assert_eq!(Settled::totals(&all, &other, at(NOW)).points_paid, 1_000);
+    assert_eq!(done.at, at(NOW));
+}
+
+#[test]
+fn a_top_is_complete_only_when_the_counters_agree() {
+    let counters = |pairs: &[(u64, u64)]| pairs.iter().copied().collect::<BTreeMap<u64, u64>>();
+    let top = [standing("a", 500, 0), standing("b", 90, 0), standing("c", 50, 0)];
+    // Buckets: 500 → 500, 90 → 90, 50 → 50, 40 → 40.
+    let full = counters(&[(500, 1), (90, 1), (50, 1), (40, 7)]);
+    assert!(top_is_complete(&top, 3, &full, 1));
+    // Someone else scored above the last winner and the index does not show it.
+    assert!(!top_is_complete(
+        &top,
+        3,
+        &counters(&[(500, 1), (90, 2), (50, 1)]),
+        1
+    ));
+    // The boundary bucket holds more than the index shows there.
+    assert!(!top_is_complete(
+        &top,
+        3,
+        &counters(&[(500, 1), (90, 1), (50, 2)]),
+        1
+    ));
+    assert!(top_is_complete(
+        &top,
+        3,
+        &counters(&[(500, 1), (90, 1), (50, 2)]),
+        2
+    ));
+    // Fewer prizes than candidates: the boundary is the last prize position's bucket.
+    assert!(top_is_complete(
+        &top,
+        2,
+        &counters(&[(500, 1), (90, 1), (50, 9)]),
+        1
+    ));
+    assert!(!top_is_complete(&top, 2, &counters(&[(500, 2), (90, 1)]), 1));
+    // Fewer entries than prizes: the index must show the whole board.
+    assert!(top_is_complete(
+        &top,
+        5,
+        &counters(&[(500, 1), (90, 1), (50, 1)]),
+        0
+    ));
+    assert!(!top_is_complete(&top, 5, &full, 0));
+    // No prizes: nothing to check.
+    assert!(top_is_complete(&[], 0, &full, 0));
+    assert!(top_is_complete(&[], 1, &BTreeMap::new(), 0));
+    assert!(!top_is_complete(&[], 1, &full, 0));
+}
+
+#[test]
+fn boundaries_are_exact() {
+    let old = stored(check(spec()).unwrap());
+    let start = old.spec.starts_at;
+    // At the start instant the contest has started: its rules stand.
+    let retitled = ContestSpec {
+        title: "Other".into(),
+        ..old.spec.clone()
+    };
+    assert_eq!(field(validate("c1", retitled, Some(&old), start, 30)), "contest");
+    // Moving the start to exactly the lead ahead is allowed.
+    let now = at(NOW);
+    let moved = ContestSpec {
+        starts_at: now + Duration::seconds(60),
+        ..old.spec.clone()
+    };
+    assert!(validate("c1", moved, Some(&old), now, 30).is_ok());
+    // An extension asked exactly the lead before the current end is allowed.
+    let longer = ContestSpec {
+        ends_at: old.spec.ends_at + Duration::days(1),
+        ..old.spec.clone()
+    };
+    let asked = old.spec.ends_at - Duration::seconds(60);
+    assert!(validate("c1", longer, Some(&old), asked, 30).is_ok());
+    // Titles of 80 characters and descriptions of 2000 are fine; one more is not.
+    let long = |title: usize, description: usize| ContestSpec {
+        title: "t".repeat(title),
+        description: "d".repeat(description),
+        ..spec()
+    };
+    assert!(check(long(80, 2_000)).is_ok());
+    assert_eq!(field(check(long(81, 0))), "title");
+    assert_eq!(field(check(long(1, 2_001))), "description");
+    // A contest ending exactly now is no longer listed, nor counted.
+    let ending = window("e", "2026-11-22T00:00:00Z", NOW);
+    let index = ContestIndex::default()
+        .with(&ending, now - Duration::seconds(1))
+        .unwrap();
+    assert_eq!(index.entries.len(), 1);
+    assert!(index.with(&ending, now).unwrap().entries.is_empty());
+    let during = now - Duration::seconds(1);
+    assert_eq!(index.counting_at(during, during).len(), 1);
+    assert!(index.counting_at(during, now).is_empty());
 }
