@@ -835,3 +835,162 @@ async fn fifty_members_of_one_team_join_and_earn_at_once() {
         .sum();
     assert!(sum <= total as u64);
 }
+
+#[tokio::test]
+async fn checkins_contests_count_check_ins_and_everyone_contests_need_no_join() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let week = |metric: Value| {
+        let mut spec = json!({ "title": "Week", "starts_at": START, "ends_at": "2026-12-01T00:00:00Z",
+                               "entry": "everyone", "prizes": [{ "from": 1, "to": 1, "points": 5 }] });
+        spec.as_object_mut()
+            .unwrap()
+            .extend(metric.as_object().unwrap().clone());
+        spec
+    };
+    // Check-ins of `daily`, everyone in; and purchases only, everyone in.
+    let r = put_contest(&api, "habit", &week(json!({ "metric": "checkins" }))).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["contest"]["spec"]["campaign"], "daily");
+    let r = put_contest(
+        &api,
+        "shop",
+        &week(json!({ "metric": "points_earned", "reasons": ["purchase"] })),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let campaign = json!({ "time_zone": "Asia/Shanghai", "ladder": [10, 20], "makeup": { "cost": 5, "max_per_month": 3, "lookback_days": 7 } });
+    let r = api
+        .send_json(
+            Method::PUT,
+            "/v1/admin/checkin-campaigns/daily",
+            &admin_token("ops"),
+            SETUP,
+            &campaign,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    env.seed_points("u-kim", 100).await;
+    let checkin = |now: &'static str| {
+        let api = &api;
+        async move {
+            let r = api
+                .post(
+                    "/v1/checkins",
+                    &member_token("u-kim"),
+                    now,
+                    &json!({ "campaign_id": "daily" }),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    };
+    checkin("2026-11-24T01:00:00Z").await;
+    checkin("2026-11-26T01:00:00Z").await;
+    // A make-up of the 25th never counts; a purchase counts only where purchases do.
+    let makeup = json!({ "campaign_id": "daily", "date": "2026-11-25" });
+    let r = api
+        .post(
+            "/v1/checkins/makeup",
+            &member_token("u-kim"),
+            "2026-11-26T02:00:00Z",
+            &makeup,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    purchase(&api, "u-kim", 42, "o-kim", "2026-11-26T03:00:00Z").await;
+    let habit = board(&api, "contest:habit", "2026-11-26T04:00:00Z").await;
+    assert_eq!(names(&habit)[0].2, 2, "two check-ins, the make-up not counted");
+    let shop = board(&api, "contest:shop", "2026-11-26T04:00:00Z").await;
+    assert_eq!(names(&shop)[0].2, 42, "the purchase only, no check-in points");
+    let mine = api
+        .get(
+            "/v1/contests",
+            Some(&member_token("u-kim")),
+            Some("2026-11-26T04:00:00Z"),
+        )
+        .await;
+    let scores: Vec<(String, bool, u64)> = mine.body["contests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["contest_id"].as_str().unwrap().to_owned(),
+                c["joined"].as_bool().unwrap(),
+                c["score"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(scores, [("habit".into(), true, 2), ("shop".into(), true, 42)]);
+}
+
+#[tokio::test]
+async fn a_run_at_its_deadline_checkpoints_and_the_next_continues() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    three_winners(&api).await;
+    let now = "2026-11-25T00:05:00Z".parse().unwrap();
+    // A run out of time freezes the result but pays nothing and says where it stopped.
+    let outcome = env
+        .app
+        .store
+        .settle_contest("once", now, std::time::Instant::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        shared::store::SettleOutcome::Checkpointed { next: 0, of: 3 }
+    );
+    assert!(env.app.store.contest_result("once").await.unwrap().is_some());
+    assert!(prizes(&env, "w1").await.is_empty());
+    let contest = env.app.store.contest("once").await.unwrap().unwrap();
+    assert_eq!(contest.progress.map(|p| p.next), Some(0));
+    assert!(contest.settled.is_none());
+    // The schedule's next run finishes it.
+    let report = settle(&env.app, "2026-11-25T00:06:00Z").await;
+    assert_eq!(outcomes(&report), [("once".to_owned(), "settled".to_owned())]);
+    assert_paid_once(&env, &api).await;
+}
+
+#[tokio::test]
+async fn a_winner_who_cannot_be_paid_is_recorded_and_the_prize_does_not_move_down() {
+    let env = TestEnv::new().await;
+    let api = env.spawn_api().await;
+    three_winners(&api).await;
+    // w1's account cannot take another earn: its lifetime total is at the largest integer.
+    env.app
+        .store
+        .client()
+        .update_item()
+        .table_name(&env.table)
+        .set_key(Some(shared::store::keys::account(&e2e::user("w1")).to_item()))
+        .update_expression("SET lifetime_earned = :max")
+        .expression_attribute_values(
+            ":max",
+            aws_sdk_dynamodb::types::AttributeValue::N(i64::MAX.to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let report = settle(&env.app, "2026-11-25T00:05:00Z").await;
+    assert_eq!(report["contests"][0]["outcome"], "settled", "{report}");
+    assert_eq!(report["contests"][0]["totals"]["unpaid"], 1);
+    assert_eq!(report["contests"][0]["totals"]["points_paid"], 0);
+    assert!(prizes(&env, "w1").await.is_empty());
+    // Position 4 gets nothing: the prize of position 1 does not move down.
+    assert!(prizes(&env, "w4").await.is_empty());
+    let results = api
+        .get("/v1/admin/contests/once/results", Some(&admin_token("ops")), None)
+        .await;
+    assert_eq!(results.body["winners"][0]["status"], "unpaid");
+    assert_eq!(results.body["unpaid"][0]["user_id"], "w1");
+    let mine = api
+        .get(
+            "/v1/contests/once",
+            Some(&member_token("w1")),
+            Some("2026-11-25T01:00:00Z"),
+        )
+        .await;
+    assert_eq!(mine.body["result"]["paid"], false);
+}

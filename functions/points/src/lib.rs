@@ -191,7 +191,10 @@ struct Me {
 async fn me(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
     let user = http::member(req)?;
     let home = app.store.home(&user, now).await?;
-    let contests = app.store.home_contests(&user, &home.contests, now).await?;
+    let contests = app
+        .store
+        .home_contests(&user, &home.contests, &home.contests_index)
+        .await?;
     let config = home.tiers.config();
     let current = config.tier(home.account.tier.as_deref());
     let next = config

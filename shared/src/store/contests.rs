@@ -364,7 +364,8 @@ impl Store {
                 .expression_attribute_values(":p", AttributeValue::S(keys::CONTESTS_PENDING.to_owned()))
                 // Every contest whose settlement time is at or before `now` (`~` sorts after `#`).
                 .expression_attribute_values(":t", AttributeValue::S(format!("{}~", keys::instant(now))))
-                .projection_expression("id")
+                .projection_expression("#id")
+                .expression_attribute_names("#id", "id")
                 .set_exclusive_start_key(start.take());
             let out = self.bounded(query.send()).await?.map_err(classify)?;
             for item in out.items.unwrap_or_default() {
@@ -424,21 +425,17 @@ impl Store {
     }
 
     /// The home screen's contests: the live ones its first read listed, with my entry in each
-    /// (the home screen's second read: one batch of my own items).
+    /// (the home screen's second read: one batch of my own items). `index` is the contests index
+    /// the first read saw (who is in without joining).
     pub async fn home_contests(
         &self,
         user: &UserId,
         live: &[crate::domain::home::IndexEntry],
-        now: DateTime<Utc>,
+        index: &ContestIndex,
     ) -> Result<Vec<ContestCard>, crate::Error> {
         if live.is_empty() {
             return Ok(vec![]);
         }
-        // The same index item the first read saw (cached): who is in without joining.
-        let index: ContestIndex = self
-            .config_item(&keys::contests_index())
-            .await?
-            .unwrap_or_default();
         let found = self
             .read_items(live.iter().map(|c| keys::contest_entry(user, &c.id)).collect())
             .await?;
@@ -450,7 +447,7 @@ impl Store {
                 .map(from_item)
                 .transpose()?;
             let opt_in = index
-                .counting_at(now, now)
+                .entries
                 .iter()
                 .find(|l| l.id == contest.id)
                 .is_none_or(|l| l.counting.opt_in);

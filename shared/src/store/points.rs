@@ -567,6 +567,8 @@ pub struct Home {
     /// second round trip by the features that fill them (see `domain::home`).
     pub contests: Vec<crate::domain::home::IndexEntry>,
     pub draws: Vec<crate::domain::home::IndexEntry>,
+    /// The same contests index item, read as the earn path reads it (who is in without joining).
+    pub contests_index: crate::domain::contests::ContestIndex,
 }
 
 impl Store {
@@ -607,6 +609,7 @@ impl Store {
                         },
                         contests: live(&keys::contests_index())?,
                         draws: live(&keys::draws_index())?,
+                        contests_index: snap.get(&keys::contests_index())?.unwrap_or_default(),
                     },
                     stored.is_some(),
                 )))
