@@ -14,6 +14,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cfn-lint template.yaml"
 .local/venv/bin/cfn-lint template.yaml
+echo "== the settlement job builds without the HTTP crates"
+if cargo tree --locked -p settle-contests -e normal -i lambda_http >/dev/null 2>&1; then
+  echo "functions/settle-contests depends on lambda_http: keep shared's \"http\" feature off for it" >&2
+  exit 1
+fi
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (DynamoDB Local on $AWS_ENDPOINT_URL_DYNAMODB)"

@@ -336,3 +336,53 @@ async fn the_scheduled_sample_event_settles_what_is_due() {
     }
     assert_eq!(ran, 1);
 }
+
+#[tokio::test]
+async fn the_local_api_fires_the_schedule_at_its_rate() {
+    use shared::domain::contests::{ContestSpec, Metric};
+    let env = TestEnv::new().await;
+    let now = chrono::Utc::now();
+    let spec = ContestSpec {
+        title: "Done".into(),
+        description: String::new(),
+        starts_at: now - chrono::Duration::days(1),
+        ends_at: now - chrono::Duration::hours(1),
+        metric: Metric::Checkins,
+        reasons: None,
+        campaign: None,
+        entry: Default::default(),
+        format: Default::default(),
+        team_size: None,
+        prizes: vec![],
+        grace_seconds: None,
+    };
+    env.app
+        .store
+        .put_contest("done", spec, now - chrono::Duration::days(2))
+        .await
+        .unwrap();
+    // The template's schedule, sped up: the same loop the local API runs at `rate(1 minute)`.
+    let template = Template::load(&local_api::repo_root().join("template.yaml")).unwrap();
+    let schedules: Vec<_> = template
+        .schedules()
+        .unwrap()
+        .into_iter()
+        .map(|s| local_api::template::Schedule {
+            every: std::time::Duration::from_millis(100),
+            ..s
+        })
+        .collect();
+    local_api::schedule::spawn(std::sync::Arc::new(env.app.clone()), schedules);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let contest = env.app.store.contest("done").await.unwrap().unwrap();
+        if contest.settled.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schedule never settled it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -45,6 +45,8 @@ fn bad_board_segments_are_invalid() {
         "weekly:26-W47",
         "weekly:2026-W4",
         "weekly:+026-W47",
+        "weekly:02026-W47",
+        "monthly:02026-11",
         "monthly:2026-13",
         "monthly:2026-00",
         "monthly:2026-1",
