@@ -295,8 +295,11 @@ async fn bad_boards_and_parameters() {
 async fn fifty_members_earning_at_once_rank_as_their_ledgers_say() {
     let env = TestEnv::new().await;
     let api = Arc::new(env.spawn_api().await);
-    earn_at_once_and_check(&env, api).await;
+    earn_at_once_and_check(&env, api, 50).await;
 }
+
+/// The two "at once" tests take turns: each alone is the load it claims to withstand.
+static AT_ONCE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Real DynamoDB cancels a transaction that meets another on one of its items (a hot bucket
 /// counter, say) with `TransactionConflict`; DynamoDB Local never does. Here every fifth
@@ -314,17 +317,19 @@ async fn conflicting_transactions_still_rank_as_the_ledgers_say() {
     .await;
     let app = e2e::app_for(shared::store::local_client(&proxy.endpoint), &env.table);
     let api = Arc::new(e2e::spawn_api(app).await);
-    earn_at_once_and_check(&env, api).await;
+    earn_at_once_and_check(&env, api, 30).await;
     let conflicts = proxy.calls("TransactWriteItems") / 5;
-    assert!(conflicts >= 30, "{conflicts} conflicts answered");
+    assert!(conflicts >= 18, "{conflicts} conflicts answered");
 }
 
-async fn earn_at_once_and_check(env: &TestEnv, api: Arc<TestApi>) {
-    // 50 members, 3 purchases each, all at once; amounts collide on purpose (ties, shared buckets).
-    let replies = e2e::concurrently(150, |i| {
+async fn earn_at_once_and_check(env: &TestEnv, api: Arc<TestApi>, members: usize) {
+    let _turn = AT_ONCE.lock().await;
+    // `members` members, 3 purchases each, all at once; amounts collide on purpose (ties, shared
+    // buckets).
+    let replies = e2e::concurrently(3 * members, |i| {
         let api = api.clone();
         async move {
-            let who = format!("m{:02}", i % 50);
+            let who = format!("m{:02}", i % members);
             let yuan = 10 + (i as i64 * 37) % 120;
             let key = format!("o-{i}");
             let body =
@@ -333,10 +338,15 @@ async fn earn_at_once_and_check(env: &TestEnv, api: Arc<TestApi>) {
         }
     })
     .await;
-    assert!(replies.iter().all(|r| r.status == 200), "every purchase was made");
+    let refused: Vec<&Value> = replies
+        .iter()
+        .filter(|r| r.status != 200)
+        .map(|r| &r.body)
+        .collect();
+    assert!(refused.is_empty(), "every purchase was made: {refused:?}");
     // What each member's ledger says.
     let mut earned: HashMap<String, u64> = HashMap::new();
-    for i in 0..50 {
+    for i in 0..members {
         let who = format!("m{i:02}");
         let account = env
             .app
@@ -348,7 +358,7 @@ async fn earn_at_once_and_check(env: &TestEnv, api: Arc<TestApi>) {
     }
     let page = board(&api, "all-time", NOW).await;
     let entries = page["entries"].as_array().unwrap();
-    assert_eq!(entries.len(), 50);
+    assert_eq!(entries.len(), members);
     let mut listed: Vec<u64> = entries.iter().map(|e| e["score"].as_u64().unwrap()).collect();
     let mut from_ledgers: Vec<u64> = earned.values().copied().collect();
     from_ledgers.sort_unstable_by(|a, b| b.cmp(a));
@@ -382,5 +392,5 @@ async fn earn_at_once_and_check(env: &TestEnv, api: Arc<TestApi>) {
             counted += item["n"].as_n().unwrap().parse::<i64>().unwrap();
         }
     }
-    assert_eq!(counted, 50);
+    assert_eq!(counted, members as i64);
 }

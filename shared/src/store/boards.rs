@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, Select, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use futures_util::future::try_join_all;
@@ -469,42 +471,76 @@ impl Store {
     pub async fn board_rank(&self, board: &Board, score: u64) -> Result<u64, StoreError> {
         let mine = boards::bucket(score);
         let top = boards::bucket_top(score);
-        let counters = (0..boards::SHARDS).map(|shard| self.higher_buckets(board, shard, mine));
+        let counters = (0..boards::SHARDS).map(|shard| self.shard_buckets(board, shard, Some(mine)));
         let in_bucket = (0..boards::SHARDS).map(|shard| self.higher_in_bucket(board, shard, score, top));
         let (counters, in_bucket) = tokio::join!(try_join_all(counters), try_join_all(in_bucket));
-        let higher: i64 = counters?.into_iter().sum();
+        let higher: i64 = counters?.into_iter().flatten().map(|(_, n)| n).sum();
         let close: u64 = in_bucket?.into_iter().sum();
         Ok(boards::rank_from_counts(higher.max(0) as u64, close))
     }
 
-    async fn higher_buckets(&self, board: &Board, shard: u32, mine: u64) -> Result<i64, StoreError> {
-        let mut sum = 0i64;
+    /// Every page of `query` (following `LastEvaluatedKey`), each handed to `each`.
+    pub(crate) async fn query_pages(
+        &self,
+        query: QueryFluentBuilder,
+        mut each: impl FnMut(QueryOutput) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut start = None;
         loop {
-            let query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk AND sk > :b")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::board_counters(board, shard)))
-                .expression_attribute_values(":b", AttributeValue::S(keys::bucket_sk(mine)))
-                .projection_expression("#n")
-                .expression_attribute_names("#n", "n")
-                .set_exclusive_start_key(start.take());
-            let out = self.bounded(query.send()).await?.map_err(classify)?;
-            for item in out.items.unwrap_or_default() {
-                if let Some(AttributeValue::N(n)) = item.get("n") {
-                    sum += n.parse::<i64>().map_err(StoreError::internal)?;
-                }
-            }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(sum),
+            let page = query.clone().set_exclusive_start_key(start.take()).send();
+            let out = self.bounded(page).await?.map_err(classify)?;
+            let next = out.last_evaluated_key.clone().filter(|k| !k.is_empty());
+            each(out)?;
+            match next {
+                Some(key) => start = Some(key),
+                None => return Ok(()),
             }
         }
     }
 
+    /// The bucket counters of one shard of a board, (bucket, entries), of the buckets above
+    /// `above` (all of them with `None`); strongly consistent.
+    pub(crate) async fn shard_buckets(
+        &self,
+        board: &Board,
+        shard: u32,
+        above: Option<u64>,
+    ) -> Result<Vec<(u64, i64)>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .expression_attribute_values(":pk", AttributeValue::S(keys::board_counters(board, shard)));
+        let query = match above {
+            Some(bucket) => query
+                .key_condition_expression("pk = :pk AND sk > :b")
+                .expression_attribute_values(":b", AttributeValue::S(keys::bucket_sk(bucket))),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let mut out = Vec::new();
+        self.query_pages(query, |page| {
+            for item in page.items.unwrap_or_default() {
+                let bucket = match item.get(keys::SK) {
+                    Some(AttributeValue::S(sk)) => keys::bucket_of_sk(sk),
+                    _ => None,
+                };
+                let n = match item.get("n") {
+                    Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+                    _ => None,
+                };
+                match (bucket, n) {
+                    (Some(bucket), Some(n)) => out.push((bucket, n)),
+                    _ => return Err(StoreError::Internal("a malformed bucket counter".into())),
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// How many index entries of one shard have a score in `(score, top]`.
     pub(crate) async fn higher_in_bucket(
         &self,
         board: &Board,
@@ -515,27 +551,23 @@ impl Store {
         if top <= score {
             return Ok(0);
         }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi2")
+            .select(Select::Count)
+            .key_condition_expression("gsi2pk = :pk AND gsi2sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", AttributeValue::S(keys::board_shard(board, shard)))
+            .expression_attribute_values(":lo", AttributeValue::S(boards::score_prefix(top)))
+            .expression_attribute_values(":hi", AttributeValue::S(boards::score_prefix(score)));
         let mut count = 0u64;
-        let mut start = None;
-        loop {
-            let query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi2")
-                .select(Select::Count)
-                .key_condition_expression("gsi2pk = :pk AND gsi2sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::board_shard(board, shard)))
-                .expression_attribute_values(":lo", AttributeValue::S(boards::score_prefix(top)))
-                .expression_attribute_values(":hi", AttributeValue::S(boards::score_prefix(score)))
-                .set_exclusive_start_key(start.take());
-            let out = self.bounded(query.send()).await?.map_err(classify)?;
-            count += out.count.max(0) as u64;
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(count),
-            }
-        }
+        self.query_pages(query, |page| {
+            count += page.count.max(0) as u64;
+            Ok(())
+        })
+        .await?;
+        Ok(count)
     }
 
     /// Up to `n` entries on each side of the entry whose index key is `key`, nearest first.

@@ -352,32 +352,28 @@ impl Store {
 
     /// Contests past their end and grace, not settled or cancelled: what settlement works on.
     pub async fn contests_due(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :p AND gsi1sk <= :t")
+            .expression_attribute_values(":p", AttributeValue::S(keys::CONTESTS_PENDING.to_owned()))
+            // Every contest whose settlement time is at or before `now` (`~` sorts after `#`).
+            .expression_attribute_values(":t", AttributeValue::S(format!("{}~", keys::instant(now))))
+            .projection_expression("#id")
+            .expression_attribute_names("#id", "id");
         let mut due = Vec::new();
-        let mut start = None;
-        loop {
-            let query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :p AND gsi1sk <= :t")
-                .expression_attribute_values(":p", AttributeValue::S(keys::CONTESTS_PENDING.to_owned()))
-                // Every contest whose settlement time is at or before `now` (`~` sorts after `#`).
-                .expression_attribute_values(":t", AttributeValue::S(format!("{}~", keys::instant(now))))
-                .projection_expression("#id")
-                .expression_attribute_names("#id", "id")
-                .set_exclusive_start_key(start.take());
-            let out = self.bounded(query.send()).await?.map_err(classify)?;
-            for item in out.items.unwrap_or_default() {
+        self.query_pages(query, |page| {
+            for item in page.items.unwrap_or_default() {
                 if let Some(AttributeValue::S(id)) = item.get("id") {
                     due.push(id.clone());
                 }
             }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(due),
-            }
-        }
+            Ok(())
+        })
+        .await?;
+        Ok(due)
     }
 
     /// The contests listed now (upcoming and running) with my entry in each: one cached index

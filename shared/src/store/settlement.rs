@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use futures_util::future::try_join_all;
 use serde::Serialize;
@@ -17,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::boards::{BoardEntry, Scored, Team};
 use super::contests::{Fulfilment, FulfilmentStatus, contest_item};
-use super::{ContestResult, Key, Store, StoreError, TxOutcome, classify, from_item, keys, to_item_with_key};
+use super::{ContestResult, Key, Store, StoreError, TxOutcome, from_item, keys, to_item_with_key};
 use crate::domain::UserId;
 use crate::domain::boards::{self, Board, Standing};
 use crate::domain::contests::{self, Contest, Payout, Progress, Settled, Unpaid};
@@ -329,7 +328,7 @@ impl Store {
     /// Every bucket counter of a board (bucket → entries), summed over shards; strongly
     /// consistent. Its size follows the number of distinct buckets, not of entries.
     async fn bucket_counts(&self, board: &Board) -> Result<BTreeMap<u64, u64>, StoreError> {
-        let shards = (0..boards::SHARDS).map(|shard| self.shard_buckets(board, shard));
+        let shards = (0..boards::SHARDS).map(|shard| self.shard_buckets(board, shard, None));
         let mut counts = BTreeMap::new();
         for shard in try_join_all(shards).await? {
             for (bucket, n) in shard {
@@ -341,40 +340,6 @@ impl Store {
             .filter(|(_, n)| *n > 0)
             .map(|(b, n)| (b, n as u64))
             .collect())
-    }
-
-    async fn shard_buckets(&self, board: &Board, shard: u32) -> Result<Vec<(u64, i64)>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(keys::board_counters(board, shard)))
-                .set_exclusive_start_key(start.take());
-            let page = self.bounded(query.send()).await?.map_err(classify)?;
-            for item in page.items.unwrap_or_default() {
-                let bucket = match item.get(keys::SK) {
-                    Some(AttributeValue::S(sk)) => keys::bucket_of_sk(sk),
-                    _ => None,
-                };
-                let n = match item.get("n") {
-                    Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
-                    _ => None,
-                };
-                match (bucket, n) {
-                    (Some(bucket), Some(n)) => out.push((bucket, n)),
-                    _ => return Err(StoreError::Internal("a malformed bucket counter".into())),
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(out),
-            }
-        }
     }
 
     /// How many entries the index holds in the bucket of `score`.
