@@ -182,7 +182,7 @@ struct Me {
     profile: Profile,
     contests: Vec<ContestCard>,
     draws: Vec<DrawCard>,
-    /// Filled by the referrals feature (created on first need).
+    /// The member's referral code (made on the first home screen while the program is on).
     referral_code: Option<String>,
 }
 
@@ -224,6 +224,6 @@ async fn me(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, Ap
         // Live contests with my score (the second read); draws fill theirs the same way.
         contests,
         draws: Vec::<DrawCard>::new(),
-        referral_code: None,
+        referral_code: home.referral_code.clone(),
     })
 }

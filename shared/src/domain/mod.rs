@@ -8,6 +8,7 @@ pub mod home;
 pub mod ids;
 pub mod ledger;
 pub mod members;
+pub mod referrals;
 pub mod tiers;
 
 pub use error::DomainError;

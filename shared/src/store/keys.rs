@@ -149,6 +149,26 @@ pub fn draws_index() -> Key {
     Key::new("CONFIG".to_owned(), "DRAWS")
 }
 
+/// The referral program's configuration.
+pub fn referral_program() -> Key {
+    Key::new("CONFIG".to_owned(), "REFERRAL_PROGRAM")
+}
+
+/// Whose referral code this is.
+pub fn referral_code(code: &str) -> Key {
+    Key::new(format!("REFCODE#{code}"), "CODE")
+}
+
+/// A member's referrer side: their code and how many they referred and were paid for.
+pub fn referrer(user: &UserId) -> Key {
+    Key::new(user_pk(user), "REFERRER")
+}
+
+/// A member's referral as an invitee: who referred them, the fixed rewards, the status.
+pub fn referred_by(user: &UserId) -> Key {
+    Key::new(user_pk(user), "REFERRED_BY")
+}
+
 /// A member's score on a points board (all-time, a week, a month).
 pub fn score(user: &UserId, board: &crate::domain::boards::Board) -> Key {
     Key::new(user_pk(user), format!("SCORE#{board}"))

@@ -9,6 +9,7 @@ mod leaderboards;
 pub mod ledger;
 mod members;
 mod points;
+mod referrals;
 mod settlement;
 mod tx;
 
@@ -37,6 +38,7 @@ pub use keys::Key;
 pub use leaderboards::{BoardPage, BoardRow, ContestResult, MyStanding, Neighbour};
 pub use members::{BackfillReport, Member, ProfileChange};
 pub use points::{Attribution, Home, IdempotentCall};
+pub use referrals::{Referrer, StoredProgram};
 pub use settlement::{CHECKPOINT_EVERY, ContestSettlement, SettleOutcome};
 pub use tx::{
     Decision, GuardRecord, Idempotency, IdempotencyRecord, OnConflict, Plan, Respond, Snapshot, TxOutcome,

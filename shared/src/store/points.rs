@@ -569,6 +569,10 @@ pub struct Home {
     pub draws: Vec<crate::domain::home::IndexEntry>,
     /// The same contests index item, read as the earn path reads it (who is in without joining).
     pub contests_index: crate::domain::contests::ContestIndex,
+    /// The member's referral code, once made.
+    pub referral_code: Option<String>,
+    /// The referral program is on (a code is then made on the first home screen).
+    pub referrals_on: bool,
 }
 
 impl Store {
@@ -586,6 +590,8 @@ impl Store {
             keys::profile(user),
             keys::contests_index(),
             keys::draws_index(),
+            keys::referrer(user),
+            keys::referral_program(),
         ];
         let outcome = self
             .ledger_transaction(user, &extra, now, |snap| {
@@ -610,6 +616,12 @@ impl Store {
                         contests: live(&keys::contests_index())?,
                         draws: live(&keys::draws_index())?,
                         contests_index: snap.get(&keys::contests_index())?.unwrap_or_default(),
+                        referral_code: snap
+                            .get::<super::Referrer>(&keys::referrer(user))?
+                            .map(|r| r.code),
+                        referrals_on: snap
+                            .get::<super::StoredProgram>(&keys::referral_program())?
+                            .is_some_and(|p| p.program.enabled),
                     },
                     stored.is_some(),
                 )))
@@ -629,6 +641,13 @@ impl Store {
                 Ok(Some(profile)) => home.member.profile = profile,
                 Ok(None) => {}
                 Err(err) => tracing::warn!(%err, "first appearance not recorded; the next visit will"),
+            }
+        }
+        // The referral code is made on first need (the program on): a bookkeeping write too.
+        if home.referral_code.is_none() && home.referrals_on {
+            match self.referral_code(user, now).await {
+                Ok(code) => home.referral_code = Some(code),
+                Err(err) => tracing::warn!(%err, "referral code not made; the next visit will"),
             }
         }
         Ok(home)
