@@ -82,6 +82,8 @@ RELAY = {"title": "Team relay", "starts_at": "2026-11-24T00:00:00+08:00", "ends_
 # The join code in the team-join sample (the events test substitutes the code of a team it creates).
 SAMPLE_TEAM_CODE = "7KQ2M9XD"
 contest = lambda cid: {"contest_id": cid}
+# The code in the claim sample (the events test substitutes the code of a member it sets up).
+SAMPLE_REFERRAL_CODE = "K7M2-Q9XD"
 
 for e in [
     event("GET", "/v1/points", "/v1/points"),
@@ -151,6 +153,13 @@ for e in [
           path_params=contest("team-relay")),
     event("POST", "/v1/contests/team-relay/teams/join", "/v1/contests/{contest_id}/teams/join",
           body={"code": SAMPLE_TEAM_CODE}, path_params=contest("team-relay")),
+    event("GET", "/v1/admin/referral-program", "/v1/admin/referral-program", claims=ADMIN),
+    event("PUT", "/v1/admin/referral-program", "/v1/admin/referral-program", claims=ADMIN,
+          body={"invitee_reward": 100, "referrer_reward": 100, "qualifying": "first_purchase",
+                "claim_window_days": 7, "monthly_cap": 20, "lifetime_cap": 200, "enabled": True}),
+    event("GET", "/v1/referrals/me", "/v1/referrals/me", qs="limit=20"),
+    event("POST", "/v1/referrals/claim", "/v1/referrals/claim", body={"code": SAMPLE_REFERRAL_CODE},
+          headers=idem("claim-3f1c9a52")),
     event("POST", "/v1/contests/team-relay/teams/leave", "/v1/contests/{contest_id}/teams/leave", body={},
           path_params=contest("team-relay")),
 ]:
@@ -161,6 +170,10 @@ for e in [
 (EVENTS / "setup" / "put-v1-admin-contests-team-relay.json").write_text(json.dumps(
     event("PUT", "/v1/admin/contests/team-relay", "/v1/admin/contests/{contest_id}", claims=ADMIN,
           path_params=contest("team-relay"), body=RELAY), indent=2) + "\n")
+# Another member's code page (its code is what the claim sample claims).
+FRIEND = dict(MEMBER, sub="8d0f3b27-51aa-4c0e-9f7e-2b6c5d4e3f21", **{"cognito:username": "bea"})
+(EVENTS / "setup" / "get-v1-referrals-me-friend.json").write_text(json.dumps(
+    event("GET", "/v1/referrals/me", "/v1/referrals/me", claims=FRIEND), indent=2) + "\n")
 
 # The scheduled event EventBridge sends the settlement job (`detail.now` is honoured only with the
 # dev clock on: `{"now": "2026-12-01T00:02:00+08:00"}` settles as of then).

@@ -15,7 +15,8 @@ use local_api::template::Template;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const FUNCTIONS: [&str; 7] = [
+const FUNCTIONS: [&str; 8] = [
+    "ReferralsFunction",
     "ContestsFunction",
     "SettleContestsFunction",
     "PointsFunction",
@@ -406,6 +407,7 @@ async fn tour(r: &Recorded) {
         "my rank",
     );
     contests_tour(r).await;
+    referrals_tour(r).await;
     // A hold that times out, released by the next read; much later, expiry by a read.
     let hold = json!({ "user_id": "amy", "amount": 10, "ref": "cart-2" });
     ok(
@@ -455,6 +457,72 @@ async fn tour(r: &Recorded) {
         )
         .await,
         "points after expiry",
+    );
+}
+
+/// Referrals: the program put and read, a code made by the home screen and by the referral page,
+/// a claim.
+async fn referrals_tour(r: &Recorded) {
+    let admin = admin_token("ops");
+    let ok = |reply: Reply, what: &str| {
+        assert_eq!(reply.status, 200, "{what}: {}", reply.body);
+        reply
+    };
+    let program = json!({ "enabled": true });
+    ok(
+        r.send(
+            Method::PUT,
+            "/v1/admin/referral-program",
+            &admin,
+            T0,
+            None,
+            Some(&program),
+        )
+        .await,
+        "put program",
+    );
+    ok(
+        r.send(Method::GET, "/v1/admin/referral-program", &admin, T0, None, None)
+            .await,
+        "get program",
+    );
+    let host = member_token("host");
+    let home = ok(
+        r.send(Method::GET, "/v1/me", &host, T0, None, None).await,
+        "home makes a code",
+    );
+    let code = home.body["referral_code"].as_str().unwrap().to_owned();
+    let guest = member_token("guest");
+    let claim = json!({ "code": code });
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/referrals/claim",
+            &guest,
+            T0,
+            Some("c1"),
+            Some(&claim),
+        )
+        .await,
+        "claim",
+    );
+    let page = ok(
+        r.send(Method::GET, "/v1/referrals/me", &host, T0, None, None)
+            .await,
+        "my referrals",
+    );
+    assert_eq!(page.body["claimed"], 1);
+    ok(
+        r.send(
+            Method::GET,
+            "/v1/referrals/me",
+            &member_token("other"),
+            T0,
+            None,
+            None,
+        )
+        .await,
+        "a code by the page",
     );
 }
 
@@ -997,5 +1065,50 @@ async fn each_route_makes_its_known_round_trips() {
         ops,
         &["BatchGetItem", "BatchGetItem"],
         "home screen with a live contest: two reads",
+    );
+
+    // Referrals: a claim is two reads (the code's owner, then one batch) and one transaction.
+    let program = json!({ "enabled": true });
+    let (_, ops) = r
+        .ops(
+            Method::PUT,
+            "/v1/admin/referral-program",
+            &admin,
+            T0,
+            None,
+            Some(&program),
+        )
+        .await;
+    expect(ops, &["GetItem", "PutItem"], "put the program");
+    let (page, ops) = r
+        .ops(
+            Method::GET,
+            "/v1/referrals/me",
+            &member_token("zed"),
+            T0,
+            None,
+            None,
+        )
+        .await;
+    expect(
+        ops,
+        &["BatchGetItem", "GetItem", "Query", "TransactWriteItems"],
+        "the first referral page: no code yet, one made, then the page",
+    );
+    let claim = json!({ "code": page.body["code"] });
+    let (_, ops) = r
+        .ops(
+            Method::POST,
+            "/v1/referrals/claim",
+            &member_token("yan"),
+            T0,
+            None,
+            Some(&claim),
+        )
+        .await;
+    expect(
+        ops,
+        &["BatchGetItem", "GetItem", "TransactWriteItems"],
+        "a claim: two reads, one write",
     );
 }

@@ -23,6 +23,7 @@ fn template_openapi_and_handlers_name_the_same_routes() {
         members::ROUTES,
         leaderboards::ROUTES,
         contests::ROUTES,
+        referrals::ROUTES,
     ]
     .concat()
     .into_iter()

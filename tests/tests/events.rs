@@ -17,6 +17,8 @@ const SAMPLE_TEAM_CODE: &str = "7KQ2M9XD";
 /// The team contest the team samples act on (events/setup/).
 const TEAM_CONTEST: &str = "setup/put-v1-admin-contests-team-relay.json";
 const SOLO_CONTEST: &str = "put-v1-admin-contests-contest_id.json";
+/// The referral code in the claim sample, replaced by the code of a member the test sets up.
+const SAMPLE_REFERRAL_CODE: &str = "K7M2-Q9XD";
 
 /// What each sample event must answer on a fresh table: status, top-level fields, the points
 /// the sample member is given first, and the sample events (paths under events/) to run before
@@ -191,6 +193,20 @@ fn expectation(file: &str) -> Option<Expect> {
             &["contest_id", "left"],
             &[TEAM_CONTEST, "post-v1-contests-contest_id-teams.json"],
         ),
+        "get-v1-admin-referral-program.json" | "put-v1-admin-referral-program.json" => after(
+            200,
+            &["invitee_reward", "referrer_reward", "qualifying", "enabled"],
+            &[],
+        ),
+        "get-v1-referrals-me.json" => after(200, &["code", "claimed", "invitees", "next_cursor"], &[]),
+        "post-v1-referrals-claim.json" => after(
+            200,
+            &["referrer", "invitee_reward", "status", "balance"],
+            &[
+                "put-v1-admin-referral-program.json",
+                "setup/get-v1-referrals-me-friend.json",
+            ],
+        ),
         _ => None,
     }
 }
@@ -281,6 +297,9 @@ async fn every_sample_event_runs_through_its_handler() {
             }
             if let Some(code) = body["team"]["code"].as_str() {
                 text = text.replace(SAMPLE_TEAM_CODE, code);
+            }
+            if let Some(code) = body["code"].as_str() {
+                text = text.replace(SAMPLE_REFERRAL_CODE, code);
             }
         }
         let (status, body) = run(&env, &name, &text).await;

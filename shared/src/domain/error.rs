@@ -56,6 +56,9 @@ pub enum DomainError {
     /// A fulfilment marked shipped a second time.
     #[error("already marked shipped")]
     AlreadyShipped,
+    /// A referral claim the rules refuse (`domain::referrals::check_claim`).
+    #[error("{}", referral_refusal(*.0))]
+    Referral(super::referrals::Refusal),
     /// Integer arithmetic would overflow: the operation is refused rather than wrapped.
     #[error("amount would overflow")]
     Overflow,
@@ -67,5 +70,16 @@ impl DomainError {
             field,
             reason: reason.into(),
         }
+    }
+}
+
+fn referral_refusal(refusal: super::referrals::Refusal) -> &'static str {
+    use super::referrals::Refusal;
+    match refusal {
+        Refusal::ProgramOff => "the referral program is off",
+        Refusal::OwnCode => "that is your own code",
+        Refusal::AlreadyReferred => "you were referred already (the first code stays)",
+        Refusal::WindowPassed => "codes can be claimed only in the first days after joining",
+        Refusal::Cycle => "members who have invited someone cannot claim a code",
     }
 }

@@ -51,6 +51,8 @@ pub enum Reason {
     TierChange,
     /// A contest prize (fixed, never multiplied; never counted on the boards).
     ContestPrize,
+    /// A referral reward, to the invitee or the referrer (fixed, never multiplied).
+    Referral,
 }
 
 impl Reason {
@@ -58,7 +60,12 @@ impl Reason {
     pub fn is_earn(self) -> bool {
         matches!(
             self,
-            Reason::Grant | Reason::Purchase | Reason::Checkin | Reason::Milestone | Reason::ContestPrize
+            Reason::Grant
+                | Reason::Purchase
+                | Reason::Checkin
+                | Reason::Milestone
+                | Reason::ContestPrize
+                | Reason::Referral
         )
     }
 }

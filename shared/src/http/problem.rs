@@ -137,6 +137,17 @@ impl From<DomainError> for ApiError {
             DomainError::AlreadyInTeam => {
                 ApiError::new(409, "already-in-team", "Already in a team", err.to_string())
             }
+            DomainError::Referral(refusal) => {
+                use crate::domain::referrals::Refusal;
+                let (kind, title) = match refusal {
+                    Refusal::ProgramOff => ("referral-program-off", "Referral program off"),
+                    Refusal::OwnCode => ("own-referral-code", "Own referral code"),
+                    Refusal::AlreadyReferred => ("already-referred", "Already referred"),
+                    Refusal::WindowPassed => ("claim-window-passed", "Claim window passed"),
+                    Refusal::Cycle => ("referral-cycle", "Referral cycle"),
+                };
+                ApiError::new(409, kind, title, err.to_string())
+            }
             DomainError::AlreadyShipped => {
                 ApiError::new(409, "already-shipped", "Already shipped", err.to_string())
             }

@@ -113,7 +113,7 @@ impl Serialize for MakeupOutcome {
 }
 
 /// An answer that carries the member's balance, filled in from the account the transaction wrote.
-trait WithBalance: Serialize + Send + 'static {
+pub(crate) trait WithBalance: Serialize + Send + 'static {
     fn set_balance(&mut self, balance: i64);
 }
 
@@ -130,13 +130,13 @@ impl WithBalance for MakeupOutcome {
 }
 
 /// What a member write's decision carries: a fresh answer, or the one stored under its key.
-enum Answer<T> {
+pub(crate) enum Answer<T> {
     Fresh(T),
     Stored(IdempotencyRecord),
 }
 
 /// The record stored under the call's key, if the call has a key and it was used.
-fn stored_answer(
+pub(crate) fn stored_answer(
     snapshot: &Snapshot,
     call: Option<&IdempotentCall>,
 ) -> Result<Option<IdempotencyRecord>, crate::Error> {
@@ -148,7 +148,7 @@ fn stored_answer(
 
 /// The decision for a member write: its postings and writes, and with an `Idempotency-Key` the
 /// answer stored in the same transaction (even for a write of nothing, such as a repeat).
-fn answer_plan<T: WithBalance + Clone>(
+pub(crate) fn answer_plan<T: WithBalance + Clone>(
     postings: Vec<Posting>,
     writes: Vec<Write>,
     call: Option<&IdempotentCall>,
@@ -177,7 +177,7 @@ fn answer_plan<T: WithBalance + Clone>(
 
 /// The JSON answer of a member write, or `None` when its business key was taken by another
 /// request (the caller decides what that means).
-fn finish<T: WithBalance>(
+pub(crate) fn finish<T: WithBalance>(
     outcome: TxOutcome<Answer<T>>,
     call: Option<&IdempotentCall>,
 ) -> Result<Option<String>, crate::Error> {

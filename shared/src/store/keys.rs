@@ -169,6 +169,19 @@ pub fn referred_by(user: &UserId) -> Key {
     Key::new(user_pk(user), "REFERRED_BY")
 }
 
+/// A line of the referrer's invitee list, in claim order.
+pub fn invitee_line(referrer: &UserId, claimed_at: chrono::DateTime<chrono::Utc>, invitee: &UserId) -> Key {
+    Key::new(
+        user_pk(referrer),
+        format!(
+            "{INVITEE_PREFIX}{:015}#{invitee}",
+            claimed_at.timestamp_millis().max(0)
+        ),
+    )
+}
+
+pub const INVITEE_PREFIX: &str = "INVITEE#";
+
 /// A member's score on a points board (all-time, a week, a month).
 pub fn score(user: &UserId, board: &crate::domain::boards::Board) -> Key {
     Key::new(user_pk(user), format!("SCORE#{board}"))
@@ -290,6 +303,16 @@ pub mod business {
 
     pub fn makeup(campaign: &str, user: &UserId, date: NaiveDate) -> String {
         format!("makeup#{campaign}#{user}#{date}")
+    }
+
+    /// The invitee's referral reward: once per member, ever (whichever code they claimed).
+    pub fn referral_invitee(invitee: &UserId) -> String {
+        format!("referral-invitee#{invitee}")
+    }
+
+    /// The referrer's reward for one invitee: once per invitee, ever.
+    pub fn referral_referrer(invitee: &UserId) -> String {
+        format!("referral-referrer#{invitee}")
     }
 
     /// A contest prize: one per member per contest, ever.

@@ -38,7 +38,7 @@ pub use keys::Key;
 pub use leaderboards::{BoardPage, BoardRow, ContestResult, MyStanding, Neighbour};
 pub use members::{BackfillReport, Member, ProfileChange};
 pub use points::{Attribution, Home, IdempotentCall};
-pub use referrals::{Referrer, StoredProgram};
+pub use referrals::{Claimed, InviteeView, MyReferrals, Referral, Referrer, StoredProgram};
 pub use settlement::{CHECKPOINT_EVERY, ContestSettlement, SettleOutcome};
 pub use tx::{
     Decision, GuardRecord, Idempotency, IdempotencyRecord, OnConflict, Plan, Respond, Snapshot, TxOutcome,

@@ -4,12 +4,16 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
+
 use super::points::CONFIG_ATTEMPTS;
 use super::tx::put_if_absent;
-use super::{Store, StoreError, keys, to_item_with_key};
-use crate::domain::UserId;
+use super::{Decision, OnConflict, Store, StoreError, Write, keys, to_item_with_key};
 use crate::domain::ids;
-use crate::domain::referrals::Program;
+use crate::domain::ledger::{Posting, Reason};
+use crate::domain::members::{self, Profile};
+use crate::domain::referrals::{ClaimFacts, Program, Qualifying, Refusal, Status, check_claim};
+use crate::domain::{DomainError, UserId};
 
 /// A member's referrer side (`USER#<user>/REFERRER`), created with their code.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +23,12 @@ pub struct Referrer {
     #[serde(default)]
     pub invitees: u64,
     pub created_at: Option<DateTime<Utc>>,
+    /// Referrer rewards not paid yet (claimed referrals waiting for their qualifying action).
+    #[serde(default)]
+    pub pending_points: i64,
+    /// Referrer rewards paid.
+    #[serde(default)]
+    pub paid_points: i64,
     #[serde(default)]
     pub version: u64,
 }
@@ -111,6 +121,8 @@ impl Store {
             code: code.clone(),
             invitees: 0,
             created_at: Some(now),
+            pending_points: 0,
+            paid_points: 0,
             version: 1,
         };
         let actions = vec![
@@ -130,5 +142,315 @@ impl Store {
         };
         let owner: Option<CodeOwner> = self.read_one(&keys::referral_code(&code)).await?;
         Ok(owner.map(|o| UserId::parse(&o.user_id)).transpose()?)
+    }
+}
+
+/// A member's referral as an invitee (`USER#<invitee>/REFERRED_BY`): who referred them and what
+/// was fixed at the claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referral {
+    pub invitee: String,
+    pub referrer: String,
+    pub code: String,
+    pub claimed_at: DateTime<Utc>,
+    pub invitee_reward: i64,
+    pub referrer_reward: i64,
+    pub qualifying: Qualifying,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualified_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<DateTime<Utc>>,
+    pub version: u64,
+}
+
+/// The referrer's list of invitees (`USER#<referrer>/INVITEE#<claimed at, ms>#<invitee>`), for
+/// paging `GET /v1/referrals/me`; each one's status lives on their own referral.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct InviteeLine {
+    invitee: String,
+    claimed_at: DateTime<Utc>,
+}
+
+/// What a claim answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Claimed {
+    /// The referrer's public identity.
+    pub referrer: String,
+    pub invitee_reward: i64,
+    pub status: Status,
+    pub balance: i64,
+}
+
+impl super::checkin::WithBalance for Claimed {
+    fn set_balance(&mut self, balance: i64) {
+        self.balance = balance;
+    }
+}
+
+impl Store {
+    /// The invitee claims a code: their reward is paid and the referral recorded in one ledger
+    /// transaction, which also adds to the referrer's invitee count and checks the invitee's own
+    /// is still 0 (no cycle can ever close, whatever the order or timing of claims). Two read
+    /// round trips: the code's owner, then one batch.
+    pub async fn claim_referral(
+        &self,
+        invitee: &UserId,
+        code: &str,
+        call: Option<&super::IdempotentCall>,
+        now: DateTime<Utc>,
+    ) -> Result<String, crate::Error> {
+        use super::checkin::{answer_plan, finish, stored_answer};
+        let referrer = self
+            .referral_code_owner(code)
+            .await?
+            .ok_or(DomainError::NotFound("referral code"))?;
+        let code = ids::normalize_code(code).unwrap_or_default();
+        let mut extra = vec![
+            keys::referral_program(),
+            keys::referred_by(invitee),
+            keys::referrer(invitee),
+            keys::referrer(&referrer),
+            keys::profile(invitee),
+            keys::profile(&referrer),
+        ];
+        if let Some(call) = call {
+            extra.push(call.key.clone());
+        }
+        let outcome = self
+            .ledger_transaction(invitee, &extra, now, |snap| {
+                if let Some(record) = stored_answer(snap, call)? {
+                    return Ok(Decision::Nothing(super::checkin::Answer::Stored(record)));
+                }
+                let program = snap
+                    .get::<StoredProgram>(&keys::referral_program())?
+                    .map(|p| p.program)
+                    .unwrap_or_default();
+                let profile: Profile = snap.get(&keys::profile(invitee))?.unwrap_or_default();
+                let first_seen = members::registered_at(&profile, snap.account.first_seen)
+                    .or((!snap.exists).then_some(now))
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                let mine: Option<Referrer> = snap.get(&keys::referrer(invitee))?;
+                let facts = ClaimFacts {
+                    invitee: invitee.as_str(),
+                    referrer: referrer.as_str(),
+                    first_seen,
+                    referred: snap.get::<Referral>(&keys::referred_by(invitee))?.is_some(),
+                    invitees: mine.as_ref().map_or(0, |m| m.invitees),
+                };
+                check_claim(&program, &facts, now).map_err(DomainError::Referral)?;
+                let status = match program.qualifying {
+                    Qualifying::Immediately => Status::Qualified,
+                    _ => Status::Pending,
+                };
+                let referral = Referral {
+                    invitee: invitee.to_string(),
+                    referrer: referrer.to_string(),
+                    code: code.clone(),
+                    claimed_at: now,
+                    invitee_reward: program.invitee_reward,
+                    referrer_reward: program.referrer_reward,
+                    qualifying: program.qualifying,
+                    status,
+                    qualified_at: (status == Status::Qualified).then_some(now),
+                    paid_at: None,
+                    version: 1,
+                };
+                let mut postings = Vec::new();
+                if program.invitee_reward > 0 {
+                    let mut posting = Posting::new(
+                        program.invitee_reward,
+                        Reason::Referral,
+                        format!("referral:{code}"),
+                        keys::business::referral_invitee(invitee),
+                    );
+                    posting.by = Some("referral".into());
+                    postings.push(posting);
+                }
+                let writes = self.claim_writes(invitee, &referrer, &referral, mine.is_some())?;
+                let referrer_profile: Profile = snap.get(&keys::profile(&referrer))?.unwrap_or_default();
+                let answer = Claimed {
+                    referrer: members::public_name(&referrer, &referrer_profile),
+                    invitee_reward: program.invitee_reward,
+                    status,
+                    balance: 0,
+                };
+                Ok(answer_plan(postings, writes, call, answer))
+            })
+            .await?;
+        // The business key is the invitee's: taken means referred already (a concurrent claim).
+        finish(outcome, call)?.ok_or_else(|| DomainError::Referral(Refusal::AlreadyReferred).into())
+    }
+
+    /// The claim's own writes: the referral (put if absent: the first code wins), the invitee's
+    /// invitee count still 0, the referrer's count + 1, and the referrer's list line.
+    fn claim_writes(
+        &self,
+        invitee: &UserId,
+        referrer: &UserId,
+        referral: &Referral,
+        invitee_has_referrer_item: bool,
+    ) -> Result<Vec<Write>, crate::Error> {
+        let retry = |action| Write {
+            action,
+            on_conflict: OnConflict::Retry,
+        };
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::referrer(invitee).to_item()));
+        let check = match invitee_has_referrer_item {
+            true => check
+                .condition_expression("invitees = :zero")
+                .expression_attribute_values(":zero", AttributeValue::N("0".into())),
+            false => check.condition_expression("attribute_not_exists(pk)"),
+        };
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(keys::referrer(referrer).to_item()))
+            .condition_expression("attribute_exists(pk)")
+            .update_expression("ADD invitees :one, version :one, pending_points :reward")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":reward", AttributeValue::N(referral.referrer_reward.to_string()))
+            .build()
+            .map_err(StoreError::internal)?;
+        let line = InviteeLine {
+            invitee: invitee.to_string(),
+            claimed_at: referral.claimed_at,
+        };
+        Ok(vec![
+            retry(put_if_absent(
+                &self.table,
+                to_item_with_key(&keys::referred_by(invitee), referral)?,
+            )?),
+            retry(
+                TransactWriteItem::builder()
+                    .condition_check(check.build().map_err(StoreError::internal)?)
+                    .build(),
+            ),
+            retry(TransactWriteItem::builder().update(count).build()),
+            retry(put_if_absent(
+                &self.table,
+                to_item_with_key(&keys::invitee_line(referrer, referral.claimed_at, invitee), &line)?,
+            )?),
+        ])
+    }
+}
+
+/// One invitee as the referrer sees them.
+#[derive(Debug, Clone, Serialize)]
+pub struct InviteeView {
+    pub name: String,
+    pub status: Status,
+    pub claimed_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qualified_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /v1/referrals/me`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MyReferrals {
+    pub code: String,
+    /// Friends who claimed my code.
+    pub claimed: u64,
+    /// My referrer rewards: paid, and waiting for friends' qualifying actions.
+    pub rewards_paid: i64,
+    pub rewards_pending: i64,
+    /// Who referred me (public identity), if anyone.
+    pub referred_by: Option<String>,
+    /// My invitees, newest first (a page).
+    pub invitees: Vec<InviteeView>,
+    /// Where the next page starts (the claim instant, ms), if there is one.
+    #[serde(skip)]
+    pub next_before: Option<u64>,
+}
+
+impl Store {
+    /// My code (made on first need), counts, who referred me, and a page of my invitees before
+    /// `before` (claim instant, ms; newest first).
+    pub async fn my_referrals(
+        &self,
+        user: &UserId,
+        limit: u32,
+        before: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<MyReferrals, crate::Error> {
+        let code = self.referral_code(user, now).await?;
+        let upper = match before {
+            Some(ms) => format!("{}{:015}", keys::INVITEE_PREFIX, ms),
+            None => format!("{}~", keys::INVITEE_PREFIX),
+        };
+        let query = self
+            .query_between(keys::user_pk(user), keys::INVITEE_PREFIX.to_owned(), upper)
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+        let mut lines: Vec<InviteeLine> = Vec::new();
+        let out = self.bounded(query.send()).await?.map_err(super::classify)?;
+        for item in out.items.unwrap_or_default() {
+            lines.push(super::from_item(item)?);
+        }
+        let more = lines.len() > limit as usize;
+        lines.truncate(limit as usize);
+        let invitees: Vec<UserId> = lines
+            .iter()
+            .map(|l| UserId::parse(&l.invitee))
+            .collect::<Result<_, _>>()?;
+        let mut wanted = vec![keys::referrer(user), keys::referred_by(user)];
+        for invitee in &invitees {
+            wanted.push(keys::referred_by(invitee));
+            wanted.push(keys::profile(invitee));
+        }
+        let found = self.read_items(wanted).await?;
+        let get = |key: &super::Key| found.get(key).cloned();
+        let me: Referrer = get(&keys::referrer(user))
+            .map(super::from_item)
+            .transpose()?
+            .unwrap_or_default();
+        let mine: Option<Referral> = get(&keys::referred_by(user)).map(super::from_item).transpose()?;
+        let referred_by = match mine {
+            Some(referral) => {
+                let referrer = UserId::parse(&referral.referrer)?;
+                let profile: Profile = self
+                    .read_one(&keys::profile(&referrer))
+                    .await?
+                    .unwrap_or_default();
+                Some(members::public_name(&referrer, &profile))
+            }
+            None => None,
+        };
+        let mut views = Vec::new();
+        for (invitee, line) in invitees.iter().zip(&lines) {
+            let referral: Option<Referral> = get(&keys::referred_by(invitee))
+                .map(super::from_item)
+                .transpose()?;
+            let profile: Profile = get(&keys::profile(invitee))
+                .map(super::from_item)
+                .transpose()?
+                .unwrap_or_default();
+            let Some(referral) = referral else { continue };
+            views.push(InviteeView {
+                name: members::public_name(invitee, &profile),
+                status: referral.status,
+                claimed_at: line.claimed_at,
+                qualified_at: referral.qualified_at,
+                paid_at: referral.paid_at,
+            });
+        }
+        let next_before = match more {
+            true => lines
+                .last()
+                .map(|l| l.claimed_at.timestamp_millis().max(0) as u64),
+            false => None,
+        };
+        Ok(MyReferrals {
+            code,
+            claimed: me.invitees,
+            rewards_paid: me.paid_points,
+            rewards_pending: me.pending_points,
+            referred_by,
+            invitees: views,
+            next_before,
+        })
     }
 }

@@ -42,6 +42,10 @@ fn contests(app: &App, req: Request) -> HandlerFuture<'_> {
     Box::pin(contests::handle(app, req))
 }
 
+fn referrals(app: &App, req: Request) -> HandlerFuture<'_> {
+    Box::pin(referrals::handle(app, req))
+}
+
 /// What a scheduled function answered (its JSON result, or its `Diagnostic` as text).
 pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send + 'a>>;
 pub type Job = for<'a> fn(&'a App, EventBridgeEvent) -> JobFuture<'a>;
@@ -100,6 +104,11 @@ pub fn functions() -> Vec<Function> {
             logical_id: "ContestsFunction",
             routes: contests::ROUTES,
             handler: contests,
+        },
+        Function {
+            logical_id: "ReferralsFunction",
+            routes: referrals::ROUTES,
+            handler: referrals,
         },
     ]
 }

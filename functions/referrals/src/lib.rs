@@ -1,0 +1,79 @@
+//! `functions/referrals`: invite codes (每邀请1位好友注册，双方各得100积分). Members see their code
+//! and invitees and claim a friend's code; admins configure the program. (The referrer's reward
+//! on the qualifying action, caps, revokes and the admin views follow: issue 10.)
+
+use serde::Deserialize;
+use serde_json::json;
+use shared::App;
+use shared::domain::referrals::Program;
+use shared::http::{self, ApiError, Request, Response, cursor};
+
+/// The routes this function serves (checked against template.yaml and openapi.yaml).
+pub const ROUTES: &[&str] = &[
+    "GET /v1/admin/referral-program",
+    "PUT /v1/admin/referral-program",
+    "GET /v1/referrals/me",
+    "POST /v1/referrals/claim",
+];
+
+/// Invitees a page lists unless `limit` says otherwise (1-100).
+pub const DEFAULT_LIMIT: u32 = 20;
+const CURSOR_KIND: &str = "invitees";
+
+pub async fn handle(app: &App, req: Request) -> Response {
+    let app = app.for_request(&req);
+    let result = route(&app, &req).await;
+    http::respond(&req, result)
+}
+
+async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
+    let now = http::now(&app.config, req)?;
+    let store = &app.store;
+    match http::route_key(req).as_str() {
+        "GET /v1/admin/referral-program" => {
+            http::admin(req)?;
+            http::ok(&store.referral_program().await?)
+        }
+        "PUT /v1/admin/referral-program" => {
+            http::admin(req)?;
+            let program: Program = http::json_body(req)?;
+            http::ok(&store.put_referral_program(program, now).await?.program)
+        }
+        "GET /v1/referrals/me" => {
+            let user = http::member(req)?;
+            let limit = match http::query_param::<u32>(req, "limit")? {
+                Some(n) if (1..=100).contains(&n) => n,
+                Some(_) => return Err(ApiError::invalid_value("limit must be 1-100")),
+                None => DEFAULT_LIMIT,
+            };
+            let before = http::query_param::<String>(req, "cursor")?
+                .map(|c| cursor::decode(CURSOR_KIND, &c))
+                .transpose()?;
+            let mine = store.my_referrals(&user, limit, before, now).await?;
+            let next = mine.next_before.map(|ms| cursor::encode(CURSOR_KIND, ms));
+            let mut body =
+                serde_json::to_value(&mine).map_err(|e| ApiError::internal(format!("serialize: {e}")))?;
+            body["next_cursor"] = json!(next);
+            http::ok(&body)
+        }
+        "POST /v1/referrals/claim" => {
+            let user = http::member(req)?;
+            let (body, value) = http::json_body_and_value::<Claim>(req)?;
+            if body.code.chars().count() > 32 {
+                return Err(ApiError::invalid_value("code is at most 32 characters"));
+            }
+            let call = http::member_call(req, &user, &value)?;
+            let answer = store
+                .claim_referral(&user, &body.code, call.as_ref(), now)
+                .await?;
+            http::raw_json(200, answer)
+        }
+        other => Err(ApiError::not_found(format!("no route {other}"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Claim {
+    code: String,
+}
