@@ -93,29 +93,37 @@ pub(crate) trait Scored: Serialize {
     fn moved(&self, score: &Score, gsi2pk: Option<String>, gsi2sk: Option<String>) -> Self;
 }
 
-impl Scored for BoardEntry {
-    fn score(&self) -> Score {
-        Score {
-            score: self.score,
-            reached_at: self.reached_at,
-        }
-    }
+/// `Scored` for an item with the fields `score`, `reached_at`, `version`, `gsi2pk`, `gsi2sk`.
+macro_rules! scored_item {
+    ($item:ident) => {
+        impl Scored for $item {
+            fn score(&self) -> Score {
+                Score {
+                    score: self.score,
+                    reached_at: self.reached_at,
+                }
+            }
 
-    fn version(&self) -> u64 {
-        self.version
-    }
+            fn version(&self) -> u64 {
+                self.version
+            }
 
-    fn moved(&self, score: &Score, gsi2pk: Option<String>, gsi2sk: Option<String>) -> Self {
-        BoardEntry {
-            score: score.score,
-            reached_at: score.reached_at,
-            version: self.version + 1,
-            gsi2pk,
-            gsi2sk,
-            ..self.clone()
+            fn moved(&self, score: &Score, gsi2pk: Option<String>, gsi2sk: Option<String>) -> Self {
+                $item {
+                    score: score.score,
+                    reached_at: score.reached_at,
+                    version: self.version + 1,
+                    gsi2pk,
+                    gsi2sk,
+                    ..self.clone()
+                }
+            }
         }
-    }
+    };
 }
+
+scored_item!(BoardEntry);
+scored_item!(Team);
 
 /// A team of a team contest: `CONTEST#<id>#TEAM#<team>/TEAM`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,30 +143,6 @@ pub struct Team {
     pub gsi2pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi2sk: Option<String>,
-}
-
-impl Scored for Team {
-    fn score(&self) -> Score {
-        Score {
-            score: self.score,
-            reached_at: self.reached_at,
-        }
-    }
-
-    fn version(&self) -> u64 {
-        self.version
-    }
-
-    fn moved(&self, score: &Score, gsi2pk: Option<String>, gsi2sk: Option<String>) -> Self {
-        Team {
-            score: score.score,
-            reached_at: score.reached_at,
-            version: self.version + 1,
-            gsi2pk,
-            gsi2sk,
-            ..self.clone()
-        }
-    }
 }
 
 /// The index keys of an entry with `score` on `board`: none when it is off the board.
