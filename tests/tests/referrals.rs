@@ -401,3 +401,54 @@ async fn claims_through_the_api_answer_problem_types_and_replay_by_key() {
         .await
         .assert_problem(403, "forbidden");
 }
+
+#[tokio::test]
+async fn my_invitees_page_newest_first() {
+    let (env, codes) = program_on(&["host"]).await;
+    for (i, who) in ["guest1", "guest2", "guest3"].iter().enumerate() {
+        let now = at(&format!("2026-11-20T0{}:00:00Z", i + 1));
+        env.app
+            .store
+            .claim_referral(&e2e::user(who), &codes["host"], None, now)
+            .await
+            .unwrap();
+    }
+    let api = env.spawn_api().await;
+    let host = member_token("host");
+    let first = api.get("/v1/referrals/me?limit=2", Some(&host), Some(NOW)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let names = |page: &serde_json::Value| -> Vec<String> {
+        page["invitees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&first.body), ["g***t3", "g***t2"]);
+    assert_eq!(first.body["invitees"][0]["claimed_at"], "2026-11-20T03:00:00Z");
+    assert_eq!(first.body["claimed"], 3);
+    assert_eq!(first.body["rewards_pending"], 300);
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let second = api
+        .get(
+            &format!("/v1/referrals/me?limit=2&cursor={cursor}"),
+            Some(&host),
+            Some(NOW),
+        )
+        .await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(names(&second.body), ["g***t1"]);
+    assert_eq!(second.body["invitees"][0]["claimed_at"], "2026-11-20T01:00:00Z");
+    assert_eq!(second.body["next_cursor"], serde_json::Value::Null);
+    // Another member's cursor pages only their own (empty) list.
+    let other = api
+        .get(
+            &format!("/v1/referrals/me?cursor={cursor}"),
+            Some(&member_token("guest1")),
+            Some(NOW),
+        )
+        .await;
+    assert_eq!(other.body["invitees"].as_array().unwrap().len(), 0);
+    assert_eq!(other.body["referred_by"], "h***", "{}", other.body);
+}
