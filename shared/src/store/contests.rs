@@ -466,8 +466,12 @@ impl Store {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<ContestView, crate::Error> {
-        let contest = self.visible_contest(id).await?;
-        let entry: Option<BoardEntry> = self.read_one(&keys::contest_entry(user, id)).await?;
+        // The contest and my entry in one wave.
+        let entry_key = keys::contest_entry(user, id);
+        let (contest, entry) = tokio::try_join!(self.visible_contest(id), async {
+            Ok(self.read_one(&entry_key).await?)
+        })?;
+        let entry: Option<BoardEntry> = entry;
         let team = match entry.as_ref().and_then(|e| e.team.as_ref()) {
             Some(team) => self.team_view(&contest, team).await?,
             None => None,

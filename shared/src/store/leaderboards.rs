@@ -12,7 +12,7 @@ use crate::domain::members::{self, Profile};
 use crate::domain::{DomainError, UserId};
 
 /// A contest's frozen result: `CONTEST#<id>/RESULT`, written once by one conditional put. It holds
-/// every position up to the last prize (member or team ids only; names are resolved when read).
+/// the prize-winning positions (member or team ids only; names are resolved when read).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContestResult {
     pub contest_id: String,
