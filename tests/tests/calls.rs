@@ -506,12 +506,46 @@ async fn referrals_tour(r: &Recorded) {
         .await,
         "claim",
     );
+    // The guest's first purchase qualifies the referral; the host is paid right after.
+    let order = json!({ "user_id": "guest", "order_amount_cents": 1200, "reason": "order", "ref": "o-guest" });
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/admin/points/grants",
+            &service_token("shop"),
+            T0,
+            Some("o-guest"),
+            Some(&order),
+        )
+        .await,
+        "a qualifying purchase",
+    );
     let page = ok(
         r.send(Method::GET, "/v1/referrals/me", &host, T0, None, None)
             .await,
         "my referrals",
     );
     assert_eq!(page.body["claimed"], 1);
+    assert_eq!(page.body["rewards_paid"], 100);
+    let view = ok(
+        r.send(Method::GET, "/v1/admin/referrals/host", &admin, T0, None, None)
+            .await,
+        "an admin's view",
+    );
+    assert_eq!(view.body["invitees"][0]["status"], "paid");
+    let revoked = ok(
+        r.send(
+            Method::POST,
+            "/v1/admin/referrals/guest/revoke",
+            &admin,
+            T0,
+            None,
+            None,
+        )
+        .await,
+        "a revoke (and the undo right after)",
+    );
+    assert_eq!(revoked.body["status"], "revoked");
     ok(
         r.send(
             Method::GET,
@@ -1110,5 +1144,78 @@ async fn each_route_makes_its_known_round_trips() {
         ops,
         &["BatchGetItem", "GetItem", "TransactWriteItems"],
         "a claim: two reads, one write",
+    );
+    // The invitee's first purchase: the grant's read and transaction (the referral read in the
+    // same batch, the qualified mark in the same transaction), then the referrer's step: the
+    // referral, one batch with the referrer's account, one transaction.
+    let order = json!({ "user_id": "yan", "order_amount_cents": 500, "reason": "order", "ref": "o-yan" });
+    let (reply, ops) = r
+        .ops(
+            Method::POST,
+            "/v1/admin/points/grants",
+            &service_token("shop"),
+            T0,
+            Some("o-yan"),
+            Some(&order),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    expect(
+        ops,
+        &[
+            "BatchGetItem",
+            "TransactWriteItems",
+            "GetItem",
+            "BatchGetItem",
+            "TransactWriteItems",
+        ],
+        "a qualifying purchase, then the referrer paid",
+    );
+    let (_, ops) = r
+        .ops(
+            Method::POST,
+            "/v1/admin/points/grants",
+            &service_token("shop"),
+            T0,
+            Some("o-yan-2"),
+            Some(&json!({ "user_id": "yan", "order_amount_cents": 500, "reason": "order", "ref": "o-yan-2" })),
+        )
+        .await;
+    expect(
+        ops,
+        &["BatchGetItem", "TransactWriteItems"],
+        "a later purchase: nothing more",
+    );
+    let (_, ops) = r
+        .ops(Method::GET, "/v1/admin/referrals/zed", &admin, T0, None, None)
+        .await;
+    expect(
+        ops,
+        &["Query", "BatchGetItem"],
+        "an admin's view: the invitee page, then one batch",
+    );
+    let (reply, ops) = r
+        .ops(
+            Method::POST,
+            "/v1/admin/referrals/yan/revoke",
+            &admin,
+            T0,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    expect(
+        ops,
+        &[
+            "GetItem",
+            "BatchGetItem",
+            "TransactWriteItems",
+            "GetItem",
+            "BatchGetItem",
+            "TransactWriteItems",
+            "GetItem",
+        ],
+        "a revoke of a paid referral: the invitee's transaction, the undo, the referral re-read",
     );
 }

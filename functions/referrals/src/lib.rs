@@ -1,10 +1,12 @@
 //! `functions/referrals`: invite codes (每邀请1位好友注册，双方各得100积分). Members see their code
-//! and invitees and claim a friend's code; admins configure the program. (The referrer's reward
-//! on the qualifying action, caps, revokes and the admin views follow: issue 10.)
+//! and invitees and claim a friend's code; admins configure the program, look up a member's
+//! referrals and revoke one (fraud). The referrer's reward follows the invitee's qualifying action
+//! (see `shared::store` `referral_rewards`).
 
 use serde::Deserialize;
 use serde_json::json;
 use shared::App;
+use shared::domain::UserId;
 use shared::domain::referrals::Program;
 use shared::http::{self, ApiError, Request, Response, cursor};
 
@@ -14,6 +16,8 @@ pub const ROUTES: &[&str] = &[
     "PUT /v1/admin/referral-program",
     "GET /v1/referrals/me",
     "POST /v1/referrals/claim",
+    "GET /v1/admin/referrals/{user_id}",
+    "POST /v1/admin/referrals/{user_id}/revoke",
 ];
 
 /// Invitees a page lists unless `limit` says otherwise (1-100).
@@ -41,14 +45,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         }
         "GET /v1/referrals/me" => {
             let user = http::member(req)?;
-            let limit = match http::query_param::<u32>(req, "limit")? {
-                Some(n) if (1..=100).contains(&n) => n,
-                Some(_) => return Err(ApiError::invalid_value("limit must be 1-100")),
-                None => DEFAULT_LIMIT,
-            };
-            let before = http::query_param::<String>(req, "cursor")?
-                .map(|c| cursor::decode(CURSOR_KIND, &c))
-                .transpose()?;
+            let (limit, before) = page(req)?;
             let mine = store.my_referrals(&user, limit, before, now).await?;
             let next = mine.next_before.map(|ms| cursor::encode(CURSOR_KIND, ms));
             let mut body =
@@ -68,8 +65,46 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
                 .await?;
             http::raw_json(200, answer)
         }
+        "GET /v1/admin/referrals/{user_id}" => {
+            http::admin(req)?;
+            let user = path_user(req)?;
+            let (limit, before) = page(req)?;
+            let view = store.admin_referrals(&user, limit, before, now).await?;
+            let next = view.next_before.map(|ms| cursor::encode(CURSOR_KIND, ms));
+            let mut body =
+                serde_json::to_value(&view).map_err(|e| ApiError::internal(format!("serialize: {e}")))?;
+            body["next_cursor"] = json!(next);
+            http::ok(&body)
+        }
+        "POST /v1/admin/referrals/{user_id}/revoke" => {
+            let admin = http::admin(req)?;
+            let invitee = path_user(req)?;
+            http::ok(
+                &store
+                    .revoke_referral(&invitee, &format!("admin:{admin}"), now)
+                    .await?,
+            )
+        }
         other => Err(ApiError::not_found(format!("no route {other}"))),
     }
+}
+
+/// `limit` (1-100, default [`DEFAULT_LIMIT`]) and the `cursor` of an invitee page.
+fn page(req: &Request) -> Result<(u32, Option<u64>), ApiError> {
+    let limit = match http::query_param::<u32>(req, "limit")? {
+        Some(n) if (1..=100).contains(&n) => n,
+        Some(_) => return Err(ApiError::invalid_value("limit must be 1-100")),
+        None => DEFAULT_LIMIT,
+    };
+    let before = http::query_param::<String>(req, "cursor")?
+        .map(|c| cursor::decode(CURSOR_KIND, &c))
+        .transpose()?;
+    Ok((limit, before))
+}
+
+fn path_user(req: &Request) -> Result<UserId, ApiError> {
+    UserId::parse(&http::path_param(req, "user_id")?)
+        .map_err(|e| ApiError::invalid_request(format!("user_id in the path: {e}")))
 }
 
 #[derive(Debug, Deserialize)]

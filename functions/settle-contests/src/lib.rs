@@ -1,9 +1,16 @@
-//! `functions/settle-contests`: run by an EventBridge schedule (and locally by the local API at
-//! the template's rate, or at will with `ops settle --now`). It settles every contest past its end
-//! and grace: freezes the result once, pays each prize once through the ledger, marks the contest
-//! settled (see `shared::store` settlement). A run that nears its deadline checkpoints; the next
-//! run continues. Failures are `Diagnostic`s, so the schedule's retry policy and the on-failure
-//! destination see them.
+//! `functions/settle-contests`: the every-minute scheduled job, run by an EventBridge schedule
+//! (and locally by the local API at the template's rate, or at will with
+//! `ops settle-contests --now`). Each run does two independent things:
+//!
+//! 1. The referral reconciler: every referrer step left due by an interrupted request (a payment
+//!    after a qualifying action, an undo after a revoke) runs once (see `shared::store`
+//!    `referral_rewards`); at most [`RECONCILE_LIMIT`] a run.
+//! 2. Contest settlement: every contest past its end and grace is frozen once, each prize paid
+//!    once through the ledger, the contest marked settled (see `shared::store` settlement). A run
+//!    that nears its deadline checkpoints; the next run continues.
+//!
+//! Failures are `Diagnostic`s (after both parts ran), so the schedule's retry policy and the
+//! on-failure destination see them.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +19,7 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, Diagnostic};
 use serde::Serialize;
 use shared::App;
-use shared::store::{ContestSettlement, StoreError};
+use shared::store::{ContestSettlement, ReconcileReport, StoreError};
 
 /// Time kept back from the invocation's deadline: the last payment and the checkpoint fit in it.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
@@ -20,10 +27,14 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 /// Longest run when the invocation has no deadline (local runs).
 pub const LOCAL_RUN: Duration = Duration::from_secs(240);
 
+/// Referrer steps one run takes on at most (the rest wait for the next minute).
+pub const RECONCILE_LIMIT: usize = 500;
+
 /// What a run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub now: DateTime<Utc>,
+    pub referrals: ReconcileReport,
     pub contests: Vec<ContestSettlement>,
 }
 
@@ -60,12 +71,18 @@ pub async fn handle(app: &App, event: EventBridgeEvent, deadline: Instant) -> Re
     let stop_at = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or_else(Instant::now);
     // Every DynamoDB call ends before the invocation does.
     let app = app.until(deadline.checked_sub(Duration::from_secs(2)).unwrap_or(stop_at));
-    match app.store.settle_due(now, stop_at).await {
-        Ok(contests) => {
-            tracing::info!(settled = ?contests, "settlement run");
-            Ok(Report { now, contests })
+    let referrals = app.store.reconcile_referrals(now, RECONCILE_LIMIT).await;
+    let contests = app.store.settle_due(now, stop_at).await;
+    match (referrals, contests) {
+        (Ok(referrals), Ok(contests)) => {
+            tracing::info!(?referrals, settled = ?contests, "scheduled run");
+            Ok(Report {
+                now,
+                referrals,
+                contests,
+            })
         }
-        Err(err) => {
+        (Err(err), _) | (_, Err(err)) => {
             let error_type = match &err {
                 shared::Error::Store(StoreError::Unavailable(_) | StoreError::Contention(_)) => {
                     "StoreUnavailable"
@@ -73,7 +90,7 @@ pub async fn handle(app: &App, event: EventBridgeEvent, deadline: Instant) -> Re
                 shared::Error::Store(StoreError::Internal(_)) => "StoreFailure",
                 shared::Error::Domain(_) => "DomainError",
             };
-            tracing::error!(error = %err, "settlement run failed");
+            tracing::error!(error = %err, "scheduled run failed");
             Err(Diagnostic {
                 error_type: error_type.into(),
                 error_message: err.to_string(),

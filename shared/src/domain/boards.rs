@@ -154,10 +154,14 @@ fn two_digits(raw: &str) -> Option<u32> {
 }
 
 /// Whether a credit with this reason counts on the points boards and for `points_earned`:
-/// what a member earned by buying and checking in, never what an admin or a service granted,
-/// a draw or a contest paid (no buying rank, no feedback loop).
+/// what a member earned by buying, checking in and bringing friends (referral rewards, both
+/// sides), never what an admin or a service granted, a draw or a contest paid (no buying rank, no
+/// feedback loop).
 pub fn counts(reason: Reason) -> bool {
-    matches!(reason, Reason::Purchase | Reason::Checkin | Reason::Milestone)
+    matches!(
+        reason,
+        Reason::Purchase | Reason::Checkin | Reason::Milestone | Reason::Referral
+    )
 }
 
 /// The index partition an entry with this id lives in (FNV-1a, stable across builds).
@@ -363,6 +367,9 @@ pub struct Activity<'a> {
     pub checkin: Option<&'a str>,
     /// The operation reverses an earn of this reason.
     pub reverses: Option<Reason>,
+    /// Referrals the operation counts for the referrer (`referrals` metric): +1 when one is
+    /// settled (paid or capped), -1 when a settled one is revoked or reversed.
+    pub referrals: i64,
 }
 
 impl Activity<'_> {
@@ -394,6 +401,7 @@ impl Activity<'_> {
                     && self.checkin.is_some()
                     && self.checkin == counting.campaign.as_deref(),
             ),
+            Metric::Referrals => self.referrals,
         }
     }
 }

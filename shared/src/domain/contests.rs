@@ -48,6 +48,9 @@ pub enum Metric {
     PointsEarned,
     /// Check-ins (never make-ups) of one campaign.
     Checkins,
+    /// Friends referred: a referral counts for the referrer when it qualifies inside the window
+    /// (capped ones too); a revoked or reversed one is taken off while the contest runs.
+    Referrals,
 }
 
 /// Who is in the contest.
@@ -168,11 +171,11 @@ impl ContestSpec {
             metric: self.metric,
             reasons: match self.metric {
                 Metric::PointsEarned => self.reasons.clone().unwrap_or_else(all_counted),
-                Metric::Checkins => vec![],
+                Metric::Checkins | Metric::Referrals => vec![],
             },
             campaign: match self.metric {
                 Metric::Checkins => Some(self.campaign.clone().unwrap_or_else(|| "daily".to_owned())),
-                Metric::PointsEarned => None,
+                Metric::PointsEarned | Metric::Referrals => None,
             },
             opt_in: self.entry == EntryMode::OptIn || self.format == Format::Team,
             team: self.format == Format::Team,
@@ -193,7 +196,12 @@ impl ContestSpec {
 }
 
 fn all_counted() -> Vec<Reason> {
-    vec![Reason::Purchase, Reason::Checkin, Reason::Milestone]
+    vec![
+        Reason::Purchase,
+        Reason::Checkin,
+        Reason::Milestone,
+        Reason::Referral,
+    ]
 }
 
 impl Contest {
@@ -332,7 +340,7 @@ fn normalize(mut spec: ContestSpec) -> Result<ContestSpec, DomainError> {
                 if reasons.is_empty() || reasons.iter().any(|r| !boards::counts(*r)) {
                     return Err(DomainError::invalid(
                         "reasons",
-                        "a non-empty subset of purchase, checkin, milestone",
+                        "a non-empty subset of purchase, checkin, milestone, referral",
                     ));
                 }
             }
@@ -348,6 +356,17 @@ fn normalize(mut spec: ContestSpec) -> Result<ContestSpec, DomainError> {
                 "campaign",
                 spec.campaign.get_or_insert_with(|| "daily".to_owned()),
             )?;
+        }
+        Metric::Referrals => {
+            if spec.reasons.is_some() {
+                return Err(DomainError::invalid(
+                    "reasons",
+                    "only for the points_earned metric",
+                ));
+            }
+            if spec.campaign.is_some() {
+                return Err(DomainError::invalid("campaign", "only for the checkins metric"));
+            }
         }
     }
     let max_winners = match spec.format {

@@ -59,6 +59,9 @@ pub enum DomainError {
     /// A referral claim the rules refuse (`domain::referrals::check_claim`).
     #[error("{}", referral_refusal(*.0))]
     Referral(super::referrals::Refusal),
+    /// A referral revoked a second time (it was reversed once, at the first revoke).
+    #[error("the referral is revoked already")]
+    ReferralRevoked,
     /// Integer arithmetic would overflow: the operation is refused rather than wrapped.
     #[error("amount would overflow")]
     Overflow,

@@ -178,11 +178,108 @@ pub enum Status {
     Capped,
     /// Revoked by an admin (fraud): both rewards reversed.
     Revoked,
+    /// The qualifying purchase was fully reversed after the referrer was settled: the referrer's
+    /// reward was taken back; the referral ends.
+    Reversed,
 }
 
 /// Whether a referrer paid `paid_this_month` and `paid_ever` times may be paid once more.
 pub fn within_caps(program: &Program, paid_this_month: u32, paid_ever: u32) -> bool {
     paid_this_month < program.monthly_cap && paid_ever < program.lifetime_cap
+}
+
+/// What the referrer's side of a referral still has to do. While a referral has one, it is
+/// indexed for the reconciler, which finishes what an interrupted step left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Due {
+    /// Qualified: pay the referrer (or record `capped`) and count it for contests.
+    Settle,
+    /// Revoked or reversed after it was settled: take the referrer's reward back (if paid) and
+    /// remove it from running contests.
+    Undo,
+}
+
+/// An invitee's action that may qualify their referral.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A purchase grant worth `points` base points.
+    Purchase { points: i64 },
+    /// A check-in (never a make-up: make-ups are not actions that qualify).
+    Checkin,
+}
+
+/// Whether `action` at `now` qualifies a referral in `status` that waits for `qualifying` since
+/// `claimed_at`.
+pub fn qualifies(
+    status: Status,
+    qualifying: Qualifying,
+    claimed_at: DateTime<Utc>,
+    action: Action,
+    now: DateTime<Utc>,
+) -> bool {
+    let wanted = match (qualifying, action) {
+        (Qualifying::FirstPurchase, Action::Purchase { points }) => points >= 1,
+        (Qualifying::FirstCheckin, Action::Checkin) => true,
+        _ => false,
+    };
+    wanted && status == Status::Pending && now >= claimed_at
+}
+
+/// How many times a referrer was paid, for the caps: in the month (business zone) last counted,
+/// and ever. Revokes and reversals never give a slot back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaidCounts {
+    /// The month (`YYYY-MM`, business zone) `this_month` counts.
+    #[serde(default)]
+    pub month: String,
+    #[serde(default)]
+    pub this_month: u32,
+    #[serde(default)]
+    pub ever: u32,
+}
+
+impl PaidCounts {
+    /// Whether one more payment in `month` stays within the caps.
+    pub fn allows(&self, program: &Program, month: &str) -> bool {
+        let this_month = if self.month == month { self.this_month } else { 0 };
+        within_caps(program, this_month, self.ever)
+    }
+
+    /// The counts after a payment in `month`.
+    pub fn paid(&self, month: &str) -> PaidCounts {
+        let this_month = if self.month == month { self.this_month } else { 0 };
+        PaidCounts {
+            month: month.to_owned(),
+            this_month: this_month.saturating_add(1),
+            ever: self.ever.saturating_add(1),
+        }
+    }
+}
+
+/// The calendar month (`YYYY-MM`) of a local date.
+pub fn month_of(date: chrono::NaiveDate) -> String {
+    date.format("%Y-%m").to_string()
+}
+
+/// What a full reversal of the purchase that qualified a referral does to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterReversal {
+    /// The referrer was not settled yet: the referral waits for the next qualifying purchase.
+    Wait,
+    /// The referrer was settled (paid or capped): their side is undone once; the referral ends.
+    Undo,
+    /// Nothing to change (pending, revoked or reversed already).
+    Keep,
+}
+
+/// What a full reversal of the qualifying purchase does to a referral in `status`.
+pub fn after_full_reversal(status: Status) -> AfterReversal {
+    match status {
+        Status::Qualified => AfterReversal::Wait,
+        Status::Paid | Status::Capped => AfterReversal::Undo,
+        Status::Pending | Status::Revoked | Status::Reversed => AfterReversal::Keep,
+    }
 }
 
 #[cfg(test)]
@@ -380,5 +477,99 @@ mod tests {
             ..on()
         };
         assert!(!within_caps(&none, 0, 0));
+    }
+
+    #[test]
+    fn what_qualifies_a_referral() {
+        let claimed = at("2026-11-23T00:00:00Z");
+        let later = claimed + Duration::seconds(1);
+        let buy = |points| Action::Purchase { points };
+        let q = |status, qualifying, action, now| qualifies(status, qualifying, claimed, action, now);
+        assert!(q(Status::Pending, Qualifying::FirstPurchase, buy(1), later));
+        assert!(q(Status::Pending, Qualifying::FirstPurchase, buy(1), claimed));
+        assert!(!q(Status::Pending, Qualifying::FirstPurchase, buy(0), later));
+        assert!(!q(
+            Status::Pending,
+            Qualifying::FirstPurchase,
+            Action::Checkin,
+            later
+        ));
+        assert!(q(
+            Status::Pending,
+            Qualifying::FirstCheckin,
+            Action::Checkin,
+            later
+        ));
+        assert!(!q(Status::Pending, Qualifying::FirstCheckin, buy(500), later));
+        // `immediately` qualifies at the claim, never later.
+        assert!(!q(Status::Pending, Qualifying::Immediately, buy(500), later));
+        assert!(!q(
+            Status::Pending,
+            Qualifying::Immediately,
+            Action::Checkin,
+            later
+        ));
+        // Only a waiting referral, and only after its claim.
+        for status in [
+            Status::Qualified,
+            Status::Paid,
+            Status::Capped,
+            Status::Revoked,
+            Status::Reversed,
+        ] {
+            assert!(!q(status, Qualifying::FirstPurchase, buy(1), later), "{status:?}");
+        }
+        let before = claimed - Duration::milliseconds(1);
+        assert!(!q(Status::Pending, Qualifying::FirstPurchase, buy(1), before));
+    }
+
+    #[test]
+    fn caps_count_payments_per_local_month_and_ever() {
+        let p = on();
+        let nov = PaidCounts {
+            month: "2026-11".into(),
+            this_month: 19,
+            ever: 40,
+        };
+        assert!(nov.allows(&p, "2026-11"));
+        let twentieth = nov.paid("2026-11");
+        assert_eq!(
+            twentieth,
+            PaidCounts {
+                month: "2026-11".into(),
+                this_month: 20,
+                ever: 41
+            }
+        );
+        // The 21st of the month is over the cap; the next month starts again at 0.
+        assert!(!twentieth.allows(&p, "2026-11"));
+        assert!(twentieth.allows(&p, "2026-12"));
+        assert_eq!(
+            twentieth.paid("2026-12"),
+            PaidCounts {
+                month: "2026-12".into(),
+                this_month: 1,
+                ever: 42
+            }
+        );
+        // The lifetime cap holds across months.
+        let old = PaidCounts {
+            month: "2026-01".into(),
+            this_month: 20,
+            ever: 200,
+        };
+        assert!(!old.allows(&p, "2026-11"));
+        assert!(PaidCounts::default().allows(&p, "2026-11"));
+        assert_eq!(month_of("2026-12-01".parse().unwrap()), "2026-12");
+    }
+
+    #[test]
+    fn a_full_reversal_of_the_qualifying_purchase() {
+        assert_eq!(after_full_reversal(Status::Qualified), AfterReversal::Wait);
+        assert_eq!(after_full_reversal(Status::Paid), AfterReversal::Undo);
+        assert_eq!(after_full_reversal(Status::Capped), AfterReversal::Undo);
+        for status in [Status::Pending, Status::Revoked, Status::Reversed] {
+            assert_eq!(after_full_reversal(status), AfterReversal::Keep);
+        }
     }
 }

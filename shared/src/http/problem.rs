@@ -148,6 +148,9 @@ impl From<DomainError> for ApiError {
                 };
                 ApiError::new(409, kind, title, err.to_string())
             }
+            DomainError::ReferralRevoked => {
+                ApiError::new(409, "referral-revoked", "Referral revoked", err.to_string())
+            }
             DomainError::AlreadyShipped => {
                 ApiError::new(409, "already-shipped", "Already shipped", err.to_string())
             }

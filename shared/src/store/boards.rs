@@ -33,6 +33,8 @@ pub struct Scoring {
     pub checkin: Option<String>,
     /// A reversal of an earn with this reason.
     pub reverses: Option<Reason>,
+    /// Referrals counted for the referrer (the `referrals` metric): +1 settled, -1 undone.
+    pub referrals: i64,
 }
 
 impl Scoring {
@@ -42,6 +44,7 @@ impl Scoring {
             at: now,
             checkin: None,
             reverses: None,
+            referrals: 0,
         }
     }
 
@@ -59,6 +62,19 @@ impl Scoring {
             at: earned_at,
             checkin: None,
             reverses: Some(reason),
+            referrals: 0,
+        }
+    }
+
+    /// The referrer's side of a referral that qualified at `qualified_at` (its period and
+    /// contests): settled (`+1`, with the reward if paid) or undone (`-1`, with the reward's
+    /// reversal if it was paid).
+    pub fn referral(qualified_at: DateTime<Utc>, referrals: i64) -> Self {
+        Self {
+            at: qualified_at,
+            checkin: None,
+            reverses: (referrals < 0).then_some(Reason::Referral),
+            referrals,
         }
     }
 }
@@ -295,6 +311,7 @@ impl Store {
             postings,
             checkin: scoring.checkin.as_deref(),
             reverses: scoring.reverses,
+            referrals: scoring.referrals,
         };
         let mut writes = Vec::new();
         let points = activity.points(|_| true);

@@ -16,6 +16,7 @@ use crate::domain::checkin::{
     StreakState, StreakView,
 };
 use crate::domain::ledger::{Posting, Reason};
+use crate::domain::referrals::Action;
 use crate::domain::{DomainError, UserId};
 
 /// One checked-in day as stored (and listed in the month view).
@@ -283,8 +284,14 @@ impl Store {
         call: Option<&IdempotentCall>,
         now: DateTime<Utc>,
     ) -> Result<String, crate::Error> {
-        let mut extra = vec![keys::campaign(campaign_id), keys::streak(user, campaign_id)];
+        // A check-in may qualify the member's referral (one extra action in its transaction).
+        let mut extra = vec![
+            keys::campaign(campaign_id),
+            keys::streak(user, campaign_id),
+            keys::referred_by(user),
+        ];
         extra.extend(call.map(|c| c.key.clone()));
+        let mut qualified = false;
         // A lost race to the same business key means another request just checked in: the second
         // pass reads that state and answers as a repeat.
         // A check-in moves the boards (its points, its milestones, the `checkins` metric); a
@@ -293,6 +300,7 @@ impl Store {
         for _ in 0..2 {
             let outcome = scored
                 .ledger_transaction(user, &extra, now, |snapshot| {
+                    qualified = false;
                     if let Some(record) = stored_answer(snapshot, call)? {
                         return Ok(Decision::Nothing(Answer::Stored(record)));
                     }
@@ -341,7 +349,7 @@ impl Store {
                                 points,
                                 milestone,
                             });
-                            let writes = self.day_and_state_writes(
+                            let mut writes = self.day_and_state_writes(
                                 user,
                                 campaign_id,
                                 &state,
@@ -350,6 +358,12 @@ impl Store {
                                 false,
                                 now,
                             )?;
+                            if let Some(write) =
+                                self.qualify_write(snapshot, user, Action::Checkin, None, now)?
+                            {
+                                writes.push(write);
+                                qualified = true;
+                            }
                             let answer = outcome(true, points, milestone, &after);
                             Ok(answer_plan(postings, writes, call, answer))
                         }
@@ -357,7 +371,12 @@ impl Store {
                 })
                 .await?;
             match finish(outcome, call)? {
-                Some(json) => return Ok(json),
+                Some(json) => {
+                    if qualified {
+                        self.referrer_step_now(user, now).await;
+                    }
+                    return Ok(json);
+                }
                 None => continue,
             }
         }

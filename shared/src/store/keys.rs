@@ -260,6 +260,21 @@ pub fn instant(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// Partitions of the `gsi1` list of referrals whose referrer side is due (the reconciler
+/// queries them all; spread so no index partition takes every qualifying write).
+pub const REFERRAL_DUE_SHARDS: u32 = 4;
+
+/// One `gsi1` partition of referrals with a referrer step due.
+pub fn referrals_due(shard: u32) -> String {
+    format!("REFERRALS#DUE#{shard}")
+}
+
+/// The `gsi1` partition and sort key of a referral whose referrer step fell due at `at`.
+pub fn referral_due(invitee: &UserId, at: chrono::DateTime<chrono::Utc>) -> (String, String) {
+    let shard = crate::domain::boards::shard_of(invitee.as_str()) % REFERRAL_DUE_SHARDS;
+    (referrals_due(shard), format!("{}#{invitee}", instant(at)))
+}
+
 /// The `gsi1` partition listing fulfilments of one source in one status.
 pub fn fulfilments_of(source: &str, status: &str) -> String {
     format!("FULFIL#{source}#{status}")
@@ -313,6 +328,17 @@ pub mod business {
     /// The referrer's reward for one invitee: once per invitee, ever.
     pub fn referral_referrer(invitee: &UserId) -> String {
         format!("referral-referrer#{invitee}")
+    }
+
+    /// The referrer's reward taken back (a revoke, or the qualifying purchase reversed after
+    /// payment): once per invitee, ever.
+    pub fn referral_referrer_reversal(invitee: &UserId) -> String {
+        format!("referral-referrer-reversal#{invitee}")
+    }
+
+    /// The invitee's reward taken back by a revoke: once per invitee, ever.
+    pub fn referral_revoke(invitee: &UserId) -> String {
+        format!("referral-revoke#{invitee}")
     }
 
     /// A contest prize: one per member per contest, ever.

@@ -9,6 +9,7 @@ mod leaderboards;
 pub mod ledger;
 mod members;
 mod points;
+mod referral_rewards;
 mod referrals;
 mod settlement;
 mod tx;
@@ -38,7 +39,10 @@ pub use keys::Key;
 pub use leaderboards::{BoardPage, BoardRow, ContestResult, MyStanding, Neighbour};
 pub use members::{BackfillReport, Member, ProfileChange};
 pub use points::{Attribution, Home, IdempotentCall};
-pub use referrals::{Claimed, InviteeView, MyReferrals, Referral, Referrer, StoredProgram};
+pub use referral_rewards::{RECONCILE_AFTER_SECONDS, ReconcileReport, ReferrerStep};
+pub use referrals::{
+    AdminReferral, AdminReferrals, Claimed, InviteeView, MyReferrals, Referral, Referrer, StoredProgram,
+};
 pub use settlement::{CHECKPOINT_EVERY, ContestSettlement, SettleOutcome};
 pub use tx::{
     Decision, GuardRecord, Idempotency, IdempotencyRecord, OnConflict, Plan, Respond, Snapshot, TxOutcome,

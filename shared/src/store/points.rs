@@ -13,6 +13,7 @@ use super::{
 };
 use crate::domain::boards;
 use crate::domain::ledger::{self, Kind, LedgerEntry, Posting, Reason};
+use crate::domain::referrals::Action;
 use crate::domain::tiers::{MultiplierWindow, Multipliers, TierConfig, TierState};
 use crate::domain::{DomainError, UserId};
 
@@ -133,43 +134,76 @@ impl Store {
             true => self.scored(super::Scoring::earn(now)),
             false => self.clone(),
         };
-        store
-            .idempotent(user, &[], call, DomainError::IdempotencyKeyReused, now, |snap| {
-                // A member never moved yet is in the lowest tier.
-                let lowest = snap
-                    .get::<TierState>(&keys::tiers())?
-                    .unwrap_or_default()
-                    .config()
-                    .tiers[0]
-                    .name
-                    .clone();
-                let mut postings = Vec::new();
-                if base > 0 {
-                    let mut posting = Posting::new(base, reason, reference, business_key.clone());
-                    posting.by = Some(who.by.clone());
-                    posting.note = who.note.clone();
-                    postings.push(posting);
-                }
-                let (user_id, key, reference) =
-                    (user.to_string(), business_key.clone(), reference.to_owned());
-                let respond: Respond = Box::new(move |entries, account| {
-                    let entry = entry_for(entries, &key);
-                    to_json(json!({
-                        "user_id": user_id,
-                        "points": entry.map_or(0, |e| e.delta),
-                        "base": base,
-                        "factors_bps": entry.and_then(|e| e.factors_bps.clone()).unwrap_or_default(),
-                        "reason": reason,
-                        "ref": reference,
-                        "entry_seq": entry.map(|e| e.seq),
-                        "expires_after": entry.and_then(|e| e.expires_after),
-                        "balance": account.balance,
-                        "tier": account.tier.clone().unwrap_or(lowest),
-                    }))
-                });
-                Ok((postings, vec![], respond))
-            })
-            .await
+        // A purchase worth a point may qualify the member's referral (one extra action in this
+        // transaction); the referrer's step follows right after.
+        let qualifying = reason == Reason::Purchase && base >= 1;
+        let extra = match qualifying {
+            true => vec![keys::referred_by(user)],
+            false => vec![],
+        };
+        let mut qualified = false;
+        let answer = store
+            .idempotent(
+                user,
+                &extra,
+                call,
+                DomainError::IdempotencyKeyReused,
+                now,
+                |snap| {
+                    qualified = false;
+                    let mut writes = Vec::new();
+                    if qualifying
+                        && let Some(write) = self.qualify_write(
+                            snap,
+                            user,
+                            Action::Purchase { points: base },
+                            Some(&business_key),
+                            now,
+                        )?
+                    {
+                        writes.push(write);
+                        qualified = true;
+                    }
+                    // A member never moved yet is in the lowest tier.
+                    let lowest = snap
+                        .get::<TierState>(&keys::tiers())?
+                        .unwrap_or_default()
+                        .config()
+                        .tiers[0]
+                        .name
+                        .clone();
+                    let mut postings = Vec::new();
+                    if base > 0 {
+                        let mut posting = Posting::new(base, reason, reference, business_key.clone());
+                        posting.by = Some(who.by.clone());
+                        posting.note = who.note.clone();
+                        postings.push(posting);
+                    }
+                    let (user_id, key, reference) =
+                        (user.to_string(), business_key.clone(), reference.to_owned());
+                    let respond: Respond = Box::new(move |entries, account| {
+                        let entry = entry_for(entries, &key);
+                        to_json(json!({
+                            "user_id": user_id,
+                            "points": entry.map_or(0, |e| e.delta),
+                            "base": base,
+                            "factors_bps": entry.and_then(|e| e.factors_bps.clone()).unwrap_or_default(),
+                            "reason": reason,
+                            "ref": reference,
+                            "entry_seq": entry.map(|e| e.seq),
+                            "expires_after": entry.and_then(|e| e.expires_after),
+                            "balance": account.balance,
+                            "tier": account.tier.clone().unwrap_or(lowest),
+                        }))
+                    });
+                    Ok((postings, writes, respond))
+                },
+            )
+            .await?;
+        if qualified {
+            self.referrer_step_now(user, now).await;
+        }
+        Ok(answer)
     }
 
     /// `caller` takes back up to `amount` (default: all that is left) of the grant made by
@@ -207,14 +241,19 @@ impl Store {
         let counter_key = keys::reversed(&grant_business_key);
         let bucket = self.rules.bucket_for(grant.at);
         let business_key = super::keys::business::reversal(caller, idempotency_key);
-        store
+        // A full reversal of the purchase that qualified a referral sends it back to waiting, or
+        // (referrer settled already) makes the referrer's undo due.
+        let extra = [counter_key.clone(), keys::referred_by(&user)];
+        let mut undo = false;
+        let answer = store
             .idempotent(
                 &user,
-                std::slice::from_ref(&counter_key),
+                &extra,
                 call,
                 DomainError::IdempotencyKeyReused,
                 now,
                 |snap| {
+                    undo = false;
                     let reversed: ReversedRecord = snap.get(&counter_key)?.unwrap_or_default();
                     let remaining = grant.delta - reversed.total;
                     if remaining <= 0 {
@@ -240,10 +279,17 @@ impl Store {
                         version: reversed.version + 1,
                     };
                     let expected = (reversed.version > 0).then_some(reversed.version);
-                    let write = Write {
+                    let mut writes = vec![Write {
                         action: put_versioned(&self.table, to_item_with_key(&counter_key, &next)?, expected)?,
                         on_conflict: OnConflict::Retry,
-                    };
+                    }];
+                    if take == remaining
+                        && let Some((write, undoes)) =
+                            self.reversal_write(snap, &user, &grant_business_key, now)?
+                    {
+                        writes.push(write);
+                        undo = undoes;
+                    }
                     let (user_id, grant_key) = (user.to_string(), grant_key.to_owned());
                     let respond: Respond = Box::new(move |_, account| {
                         to_json(json!({
@@ -256,10 +302,14 @@ impl Store {
                             "balance": account.balance,
                         }))
                     });
-                    Ok((vec![posting], vec![write], respond))
+                    Ok((vec![posting], writes, respond))
                 },
             )
-            .await
+            .await?;
+        if undo {
+            self.referrer_step_now(&user, now).await;
+        }
+        Ok(answer)
     }
 
     /// Reserves `amount` points of `user` for a checkout, soonest-expiring first.

@@ -12,7 +12,9 @@ use super::{Decision, OnConflict, Store, StoreError, Write, keys, to_item_with_k
 use crate::domain::ids;
 use crate::domain::ledger::{Posting, Reason};
 use crate::domain::members::{self, Profile};
-use crate::domain::referrals::{ClaimFacts, Program, Qualifying, Refusal, Status, check_claim};
+use crate::domain::referrals::{
+    ClaimFacts, Due, PaidCounts, Program, Qualifying, Refusal, Status, check_claim,
+};
 use crate::domain::{DomainError, UserId};
 
 /// A member's referrer side (`USER#<user>/REFERRER`), created with their code.
@@ -26,9 +28,12 @@ pub struct Referrer {
     /// Referrer rewards not paid yet (claimed referrals waiting for their qualifying action).
     #[serde(default)]
     pub pending_points: i64,
-    /// Referrer rewards paid.
+    /// Referrer rewards paid (and not taken back).
     #[serde(default)]
     pub paid_points: i64,
+    /// Payments counted for the caps (revokes and reversals never give a slot back).
+    #[serde(default)]
+    pub paid: PaidCounts,
     #[serde(default)]
     pub version: u64,
 }
@@ -123,6 +128,7 @@ impl Store {
             created_at: Some(now),
             pending_points: 0,
             paid_points: 0,
+            paid: PaidCounts::default(),
             version: 1,
         };
         let actions = vec![
@@ -161,7 +167,45 @@ pub struct Referral {
     pub qualified_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paid_at: Option<DateTime<Utc>>,
+    /// The purchase grant (its business key) that qualified it, for a reversal to recognise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualifying_ref: Option<String>,
+    /// While the referrer side counts it (paid or capped, not undone): the instant its points
+    /// and contests count at (when it qualified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_at: Option<DateTime<Utc>>,
+    /// When it was revoked or reversed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The referrer step still to run (indexed on `gsi1` for the reconciler while set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Due>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
     pub version: u64,
+}
+
+impl Referral {
+    /// The next version of this referral with `due` as its referrer step (indexed from `at`).
+    pub(crate) fn next(&self, due: Option<Due>, at: DateTime<Utc>) -> Result<Referral, crate::Error> {
+        let invitee = UserId::parse(&self.invitee)?;
+        let (gsi1pk, gsi1sk) = match due {
+            Some(_) => {
+                let (pk, sk) = keys::referral_due(&invitee, at);
+                (Some(pk), Some(sk))
+            }
+            None => (None, None),
+        };
+        Ok(Referral {
+            due,
+            gsi1pk,
+            gsi1sk,
+            version: self.version + 1,
+            ..self.clone()
+        })
+    }
 }
 
 /// The referrer's list of invitees (`USER#<referrer>/INVITEE#<claimed at, ms>#<invitee>`), for
@@ -217,8 +261,12 @@ impl Store {
         if let Some(call) = call {
             extra.push(call.key.clone());
         }
+        // The invitee's reward counts on the points boards (a referral bonus is earned).
+        let mut immediate = false;
         let outcome = self
+            .scored(super::Scoring::earn(now))
             .ledger_transaction(invitee, &extra, now, |snap| {
+                immediate = false;
                 if let Some(record) = stored_answer(snap, call)? {
                     return Ok(Decision::Nothing(super::checkin::Answer::Stored(record)));
                 }
@@ -254,8 +302,19 @@ impl Store {
                     status,
                     qualified_at: (status == Status::Qualified).then_some(now),
                     paid_at: None,
-                    version: 1,
+                    qualifying_ref: None,
+                    counted_at: None,
+                    ended_at: None,
+                    due: None,
+                    gsi1pk: None,
+                    gsi1sk: None,
+                    version: 0,
                 };
+                let referral = match status {
+                    Status::Qualified => referral.next(Some(Due::Settle), now)?,
+                    _ => referral.next(None, now)?,
+                };
+                immediate = status == Status::Qualified;
                 let mut postings = Vec::new();
                 if program.invitee_reward > 0 {
                     let mut posting = Posting::new(
@@ -279,7 +338,13 @@ impl Store {
             })
             .await?;
         // The business key is the invitee's: taken means referred already (a concurrent claim).
-        finish(outcome, call)?.ok_or_else(|| DomainError::Referral(Refusal::AlreadyReferred).into())
+        let answer = finish(outcome, call)?
+            .ok_or_else(|| crate::Error::from(DomainError::Referral(Refusal::AlreadyReferred)))?;
+        // `immediately`: the referrer's step runs right after (the reconciler repairs it if not).
+        if immediate {
+            self.referrer_step_now(invitee, now).await;
+        }
+        Ok(answer)
     }
 
     /// The claim's own writes: the referral (put if absent: the first code wins), the invitee's
@@ -377,25 +442,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<MyReferrals, crate::Error> {
         let code = self.referral_code(user, now).await?;
-        let upper = match before {
-            Some(ms) => format!("{}{:015}", keys::INVITEE_PREFIX, ms),
-            None => format!("{}~", keys::INVITEE_PREFIX),
-        };
-        let query = self
-            .query_between(keys::user_pk(user), keys::INVITEE_PREFIX.to_owned(), upper)
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
-        let mut lines: Vec<InviteeLine> = Vec::new();
-        let out = self.bounded(query.send()).await?.map_err(super::classify)?;
-        for item in out.items.unwrap_or_default() {
-            lines.push(super::from_item(item)?);
-        }
-        let more = lines.len() > limit as usize;
-        lines.truncate(limit as usize);
-        let invitees: Vec<UserId> = lines
-            .iter()
-            .map(|l| UserId::parse(&l.invitee))
-            .collect::<Result<_, _>>()?;
+        let (lines, invitees, next_before) = self.invitee_page(user, limit, before).await?;
         let mut wanted = vec![keys::referrer(user), keys::referred_by(user)];
         for invitee in &invitees {
             wanted.push(keys::referred_by(invitee));
@@ -437,18 +484,154 @@ impl Store {
                 paid_at: referral.paid_at,
             });
         }
-        let next_before = match more {
-            true => lines
-                .last()
-                .map(|l| l.claimed_at.timestamp_millis().max(0) as u64),
-            false => None,
-        };
         Ok(MyReferrals {
             code,
             claimed: me.invitees,
             rewards_paid: me.paid_points,
             rewards_pending: me.pending_points,
             referred_by,
+            invitees: views,
+            next_before,
+        })
+    }
+}
+
+/// One referral as an admin sees it: both members' ids, every date, what is due.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminReferral {
+    pub invitee_id: String,
+    pub referrer_id: String,
+    pub code: String,
+    pub status: Status,
+    pub invitee_reward: i64,
+    pub referrer_reward: i64,
+    pub qualifying: Qualifying,
+    pub claimed_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qualified_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The referrer step not run yet (the reconciler runs it if the request that made it due
+    /// could not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due: Option<Due>,
+}
+
+impl From<&Referral> for AdminReferral {
+    fn from(r: &Referral) -> Self {
+        AdminReferral {
+            invitee_id: r.invitee.clone(),
+            referrer_id: r.referrer.clone(),
+            code: r.code.clone(),
+            status: r.status,
+            invitee_reward: r.invitee_reward,
+            referrer_reward: r.referrer_reward,
+            qualifying: r.qualifying,
+            claimed_at: r.claimed_at,
+            qualified_at: r.qualified_at,
+            paid_at: r.paid_at,
+            ended_at: r.ended_at,
+            due: r.due,
+        }
+    }
+}
+
+/// `GET /v1/admin/referrals/{user_id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminReferrals {
+    pub user_id: String,
+    /// The member's code, if one was made (an admin view never makes one).
+    pub code: Option<String>,
+    pub claimed: u64,
+    pub rewards_paid: i64,
+    pub rewards_pending: i64,
+    /// Referrer payments counted for the caps: this month (business zone) and ever.
+    pub paid_this_month: u32,
+    pub paid_ever: u32,
+    /// Who referred them.
+    pub referred_by: Option<AdminReferral>,
+    /// Whom they referred, newest first (a page).
+    pub invitees: Vec<AdminReferral>,
+    #[serde(skip)]
+    pub next_before: Option<u64>,
+}
+
+impl Store {
+    /// A page of `user`'s invitee lines before `before` (claim instant, ms; newest first): the
+    /// lines, their invitees, and where the next page starts.
+    async fn invitee_page(
+        &self,
+        user: &UserId,
+        limit: u32,
+        before: Option<u64>,
+    ) -> Result<(Vec<InviteeLine>, Vec<UserId>, Option<u64>), crate::Error> {
+        let upper = match before {
+            Some(ms) => format!("{}{:015}", keys::INVITEE_PREFIX, ms),
+            None => format!("{}~", keys::INVITEE_PREFIX),
+        };
+        let query = self
+            .query_between(keys::user_pk(user), keys::INVITEE_PREFIX.to_owned(), upper)
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+        let mut lines: Vec<InviteeLine> = Vec::new();
+        let out = self.bounded(query.send()).await?.map_err(super::classify)?;
+        for item in out.items.unwrap_or_default() {
+            lines.push(super::from_item(item)?);
+        }
+        let more = lines.len() > limit as usize;
+        lines.truncate(limit as usize);
+        let invitees: Vec<UserId> = lines
+            .iter()
+            .map(|l| UserId::parse(&l.invitee))
+            .collect::<Result<_, _>>()?;
+        let next_before = match more {
+            true => lines
+                .last()
+                .map(|l| l.claimed_at.timestamp_millis().max(0) as u64),
+            false => None,
+        };
+        Ok((lines, invitees, next_before))
+    }
+
+    /// The admin view of `user`'s referrals: who referred them, a page of whom they referred
+    /// (each status), their counts. Two round trips: the page query, then one batch read.
+    pub async fn admin_referrals(
+        &self,
+        user: &UserId,
+        limit: u32,
+        before: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<AdminReferrals, crate::Error> {
+        let (_, invitees, next_before) = self.invitee_page(user, limit, before).await?;
+        let mut wanted = vec![keys::referrer(user), keys::referred_by(user)];
+        wanted.extend(invitees.iter().map(keys::referred_by));
+        let found = self.read_items(wanted).await?;
+        let get = |key: &super::Key| found.get(key).cloned();
+        let me: Option<Referrer> = get(&keys::referrer(user)).map(super::from_item).transpose()?;
+        let referred_by: Option<Referral> =
+            get(&keys::referred_by(user)).map(super::from_item).transpose()?;
+        let mut views = Vec::new();
+        for invitee in &invitees {
+            if let Some(referral) = get(&keys::referred_by(invitee))
+                .map(super::from_item::<Referral>)
+                .transpose()?
+            {
+                views.push(AdminReferral::from(&referral));
+            }
+        }
+        let month = crate::domain::referrals::month_of(self.rules.today(now));
+        let paid = me.as_ref().map(|m| m.paid.clone()).unwrap_or_default();
+        Ok(AdminReferrals {
+            user_id: user.to_string(),
+            code: me.as_ref().map(|m| m.code.clone()),
+            claimed: me.as_ref().map_or(0, |m| m.invitees),
+            rewards_paid: me.as_ref().map_or(0, |m| m.paid_points),
+            rewards_pending: me.as_ref().map_or(0, |m| m.pending_points),
+            paid_this_month: if paid.month == month { paid.this_month } else { 0 },
+            paid_ever: paid.ever,
+            referred_by: referred_by.as_ref().map(AdminReferral::from),
             invitees: views,
             next_before,
         })

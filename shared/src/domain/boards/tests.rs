@@ -360,6 +360,7 @@ fn what_an_operation_moves() {
         postings: &earn,
         checkin: Some("daily"),
         reverses: None,
+        referrals: 0,
     };
     assert_eq!(a.points(|_| true), 15);
     assert_eq!(a.points(|r| r == Reason::Checkin), 10);
@@ -389,12 +390,14 @@ fn what_an_operation_moves() {
         postings: &[],
         checkin: Some("daily"),
         reverses: None,
+        referrals: 0,
     };
     assert_eq!((zero.points(|_| true), zero.for_contest(&checkins)), (0, 1));
     let none = Activity {
         postings: &[],
         checkin: None,
         reverses: None,
+        referrals: 0,
     };
     assert_eq!(
         none.for_contest(&Counting {
@@ -409,6 +412,7 @@ fn what_an_operation_moves() {
         postings: &debit,
         checkin: None,
         reverses: None,
+        referrals: 0,
     };
     assert_eq!(d.points(|_| true), 0);
 }
@@ -423,6 +427,7 @@ fn a_reversal_lowers_what_the_earn_raised() {
         postings: &reversal,
         checkin: None,
         reverses: reason,
+        referrals: 0,
     };
     assert_eq!(of(Some(Reason::Purchase)).points(|_| true), -50);
     assert_eq!(of(Some(Reason::Purchase)).points(|r| r == Reason::Checkin), 0);
@@ -439,6 +444,7 @@ fn a_reversal_lowers_what_the_earn_raised() {
         postings: &reversal,
         checkin: Some("daily"),
         reverses: Some(Reason::Checkin),
+        referrals: 0,
     };
     assert_eq!(reversed_checkin.for_contest(&checkins), 0);
     // A reversal posting in an operation that reverses nothing never counts.
@@ -447,6 +453,7 @@ fn a_reversal_lowers_what_the_earn_raised() {
         postings: &plain,
         checkin: None,
         reverses: Some(Reason::Purchase),
+        referrals: 0,
     };
     assert_eq!(p.points(|_| true), 0);
 }
