@@ -454,7 +454,128 @@ async fn a_scored_check_in_in_five_team_contests_fits_one_transaction() {
     // guard + entry + account + check-in day + streak + idempotency record = 6, plus 39.
     assert_eq!(actions, 45);
     // With what the budget table adds at worst (10 inline housekeeping postings, a milestone, a
-    // tier move; a referral release later), it stays within one transaction.
+    // tier move; a referral's qualified mark), it stays within one transaction.
     assert!(actions + MAX_INLINE_HOUSEKEEPING + 2 + 2 + 5 <= MAX_ACTIONS);
     measure(&proxy.since(before), "scored check-in");
+}
+
+/// The referral transactions at their scoring worst case: referrer and invitee each in a team in
+/// each of the 5 contests that may run at once, every score leaving its counter bucket (39 score
+/// actions, as for the check-in above): the claim, the qualifying purchase, the referrer's
+/// payment, the revoke and the undo each fit one transaction.
+#[tokio::test]
+async fn the_referral_transactions_fit_at_their_scoring_worst_case() {
+    let env = TestEnv::new().await;
+    let proxy = FaultProxy::start(e2e::endpoint(), Arc::new(|_, _| None)).await;
+    let app = e2e::app_caching(shared::store::local_client(&proxy.endpoint), &env.table, 0);
+    let api = e2e::spawn_api(app).await;
+    let admin = e2e::admin_token("ops");
+    let setup = "2026-11-23T10:00:00Z";
+    let r = api
+        .send_json(
+            Method::PUT,
+            "/v1/admin/referral-program",
+            &admin,
+            setup,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for i in 0..shared::domain::contests::MAX_ACTIVE {
+        let spec = json!({ "title": format!("Team {i}"), "starts_at": "2026-11-24T00:00:00Z",
+                           "ends_at": "2026-11-25T00:00:00Z", "metric": "points_earned",
+                           "format": "team", "team_size": 50 });
+        let path = format!("/v1/admin/contests/t{i}");
+        let r = api.send_json(Method::PUT, &path, &admin, setup, &spec).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        for member in ["host", "guest"] {
+            let team = json!({ "name": format!("{member} {i}") });
+            let path = format!("/v1/contests/t{i}/teams");
+            let r = api.post(&path, &e2e::member_token(member), setup, &team).await;
+            assert_eq!(r.status, 201, "{}", r.body);
+        }
+    }
+    let code = api
+        .get("/v1/referrals/me", Some(&e2e::member_token("host")), Some(setup))
+        .await
+        .body["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let buy = |user: &'static str, key: &'static str, now: &'static str| {
+        let api = &api;
+        async move {
+            let order = json!({ "user_id": user, "order_amount_cents": 500, "reason": "order", "ref": key });
+            let shop = e2e::service_token("shop");
+            let status = request(
+                api,
+                Method::POST,
+                "/v1/admin/points/grants",
+                &shop,
+                now,
+                key,
+                Some(order),
+            )
+            .await;
+            assert_eq!(status, 200, "{key}");
+        }
+    };
+    // Scores at 5 everywhere first, so each later move leaves its bucket (two counter moves).
+    buy("host", "o-host", "2026-11-24T01:00:00Z").await;
+    buy("guest", "o-guest", "2026-11-24T01:00:00Z").await;
+    // Each step's transactions: (score actions, all actions).
+    let transactions = |from: usize| -> Vec<(usize, usize)> {
+        proxy
+            .since(from)
+            .iter()
+            .filter(|c| c.operation == "TransactWriteItems")
+            .map(|c| {
+                let body: Value = serde_json::from_str(&c.body).unwrap();
+                (
+                    score_actions(&body),
+                    body["TransactItems"].as_array().unwrap().len(),
+                )
+            })
+            .collect()
+    };
+    let before = proxy.total();
+    let r = api
+        .post(
+            "/v1/referrals/claim",
+            &e2e::member_token("guest"),
+            "2026-11-24T02:00:00Z",
+            &json!({ "code": code }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // guard + entry + account + referral + invitee check + referrer count + invitee line = 7.
+    assert_eq!(transactions(before), [(39, 7 + 39)], "the claim");
+    measure(&proxy.since(before), "claim");
+    let before = proxy.total();
+    buy("guest", "o-qualify", "2026-11-24T03:00:00Z").await;
+    // The purchase (guard + entry + account + idempotency + the qualified mark = 5), then the
+    // referrer's payment (guard + entry + account + referral + referrer item = 5).
+    assert_eq!(
+        transactions(before),
+        [(39, 5 + 39), (39, 5 + 39)],
+        "the qualifying purchase and the payment"
+    );
+    measure(&proxy.since(before), "qualifying purchase");
+    let before = proxy.total();
+    let r = api
+        .post(
+            "/v1/admin/referrals/guest/revoke",
+            &admin,
+            "2026-11-24T04:00:00Z",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The revoke (guard + entry + account + referral = 4), then the undo (5, as the payment).
+    assert_eq!(
+        transactions(before),
+        [(39, 4 + 39), (39, 5 + 39)],
+        "the revoke and the undo"
+    );
+    measure(&proxy.since(before), "revoke");
 }

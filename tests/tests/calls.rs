@@ -507,7 +507,8 @@ async fn referrals_tour(r: &Recorded) {
         "claim",
     );
     // The guest's first purchase qualifies the referral; the host is paid right after.
-    let order = json!({ "user_id": "guest", "order_amount_cents": 1200, "reason": "order", "ref": "o-guest" });
+    let order =
+        json!({ "user_id": "guest", "order_amount_cents": 1200, "reason": "order", "ref": "o-guest" });
     ok(
         r.send(
             Method::POST,
@@ -1178,7 +1179,9 @@ async fn each_route_makes_its_known_round_trips() {
             &service_token("shop"),
             T0,
             Some("o-yan-2"),
-            Some(&json!({ "user_id": "yan", "order_amount_cents": 500, "reason": "order", "ref": "o-yan-2" })),
+            Some(
+                &json!({ "user_id": "yan", "order_amount_cents": 500, "reason": "order", "ref": "o-yan-2" }),
+            ),
         )
         .await;
     expect(

@@ -207,6 +207,31 @@ fn expectation(file: &str) -> Option<Expect> {
                 "setup/get-v1-referrals-me-friend.json",
             ],
         ),
+        "get-v1-admin-referrals-user_id.json" => after(
+            200,
+            &[
+                "user_id",
+                "code",
+                "claimed",
+                "invitees",
+                "referred_by",
+                "next_cursor",
+            ],
+            &[
+                "put-v1-admin-referral-program.json",
+                "setup/get-v1-referrals-me-friend.json",
+                "post-v1-referrals-claim.json",
+            ],
+        ),
+        "post-v1-admin-referrals-user_id-revoke.json" => after(
+            200,
+            &["invitee_id", "referrer_id", "status", "claimed_at"],
+            &[
+                "put-v1-admin-referral-program.json",
+                "setup/get-v1-referrals-me-friend.json",
+                "post-v1-referrals-claim.json",
+            ],
+        ),
         _ => None,
     }
 }
@@ -289,18 +314,28 @@ async fn every_sample_event_runs_through_its_handler() {
         if expect.seed_points > 0 {
             env.seed_points(SAMPLE_MEMBER, expect.seed_points).await;
         }
+        // What earlier events made (a hold id, a team code, a referral code) replaces the
+        // sample's placeholder in every later event.
+        let mut made: Vec<(&str, String)> = Vec::new();
         for first in expect.before {
-            let (status, body) = run(&env, first, &std::fs::read_to_string(dir.join(first)).unwrap()).await;
+            let mut before = std::fs::read_to_string(dir.join(first)).unwrap();
+            for (placeholder, value) in &made {
+                before = before.replace(placeholder, value);
+            }
+            let (status, body) = run(&env, first, &before).await;
             assert!(matches!(status, 200 | 201), "{first} (before {name}): {body}");
             if let Some(hold_id) = body["hold_id"].as_str() {
-                text = text.replace(SAMPLE_HOLD, hold_id);
+                made.push((SAMPLE_HOLD, hold_id.to_owned()));
             }
             if let Some(code) = body["team"]["code"].as_str() {
-                text = text.replace(SAMPLE_TEAM_CODE, code);
+                made.push((SAMPLE_TEAM_CODE, code.to_owned()));
             }
             if let Some(code) = body["code"].as_str() {
-                text = text.replace(SAMPLE_REFERRAL_CODE, code);
+                made.push((SAMPLE_REFERRAL_CODE, code.to_owned()));
             }
+        }
+        for (placeholder, value) in &made {
+            text = text.replace(placeholder, value);
         }
         let (status, body) = run(&env, &name, &text).await;
         assert_eq!(status, expect.status, "{name}: {body}");

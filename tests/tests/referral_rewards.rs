@@ -634,3 +634,230 @@ async fn a_qualifying_purchase_races_two_checkins_and_a_revoke() {
         .unwrap();
     assert_eq!((view.rewards_paid, view.rewards_pending), (0, 0));
 }
+
+mod story {
+    //! The whole story through the local API with the dev clock: the program, a code, a claim,
+    //! the qualifying purchase, both balances and ledgers, the points board, a `referrals`
+    //! contest settled on the schedule, the admin's view and a revoke.
+
+    use e2e::{Reply, TestApi, TestEnv, admin_token, member_token, service_token};
+    use reqwest::Method;
+    use serde_json::{Value, json};
+
+    const SETUP: &str = "2026-11-23T10:00:00Z";
+    const START: &str = "2026-11-24T00:00:00Z";
+    const END: &str = "2026-11-25T00:00:00Z";
+    const DURING: &str = "2026-11-24T06:00:00Z";
+
+    fn ok(reply: Reply, what: &str) -> Value {
+        assert_eq!(reply.status, 200, "{what}: {}", reply.body);
+        reply.body
+    }
+
+    async fn purchase(api: &TestApi, user: &str, yuan: i64, key: &str, now: &str) {
+        let body =
+            json!({ "user_id": user, "order_amount_cents": yuan * 100, "reason": "order", "ref": key });
+        let b = api
+            .request(Method::POST, "/v1/admin/points/grants")
+            .bearer_auth(service_token("shop"))
+            .header("idempotency-key", key)
+            .header("x-debug-now", now)
+            .json(&body);
+        ok(api.send(b).await, "purchase");
+    }
+
+    async fn get(api: &TestApi, path: &str, token: &str, now: &str) -> Value {
+        ok(api.get(path, Some(token), Some(now)).await, path)
+    }
+
+    /// Business keys and deltas of a member's ledger page, oldest first.
+    async fn ledger(api: &TestApi, user: &str, now: &str) -> Vec<(String, i64)> {
+        let page = get(api, "/v1/points/ledger?limit=50", &member_token(user), now).await;
+        let mut rows: Vec<(String, i64)> = page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap().to_owned(),
+                    e["delta"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        rows.reverse();
+        rows
+    }
+
+    #[tokio::test]
+    async fn a_referral_from_code_to_contest_prize_through_the_api() {
+        let env = TestEnv::new().await;
+        let api = env.spawn_api().await;
+        let admin = admin_token("ops");
+        ok(
+            api.send_json(
+                Method::PUT,
+                "/v1/admin/referral-program",
+                &admin,
+                SETUP,
+                &json!({ "invitee_reward": 50, "referrer_reward": 80 }),
+            )
+            .await,
+            "program",
+        );
+        // A contest of referrals for everyone, one prize.
+        let contest = json!({
+            "title": "Bring a friend",
+            "description": "Most friends who shop",
+            "starts_at": START,
+            "ends_at": END,
+            "metric": "referrals",
+            "entry": "everyone",
+            "prizes": [{ "from": 1, "to": 1, "points": 500 }]
+        });
+        let created = api
+            .send_json(Method::PUT, "/v1/admin/contests/friends", &admin, SETUP, &contest)
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        let code = get(&api, "/v1/referrals/me", &member_token("u-ann"), SETUP).await["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Bob and Cy claim Ann's code (Cy types it loosely).
+        let claimed = ok(
+            api.post(
+                "/v1/referrals/claim",
+                &member_token("u-bob"),
+                SETUP,
+                &json!({ "code": code }),
+            )
+            .await,
+            "bob claims",
+        );
+        assert_eq!(
+            (claimed["invitee_reward"].as_i64(), claimed["balance"].as_i64()),
+            (Some(50), Some(50))
+        );
+        let loose = format!("{}-{}", &code[..4], &code[4..]).to_lowercase();
+        ok(
+            api.post(
+                "/v1/referrals/claim",
+                &member_token("u-cy"),
+                SETUP,
+                &json!({ "code": loose }),
+            )
+            .await,
+            "cy claims",
+        );
+        // Before the contest: Bob buys (Ann paid, not counted: the contest has not started).
+        purchase(&api, "u-bob", 20, "o-bob", "2026-11-23T12:00:00Z").await;
+        // During: Cy buys (Ann paid and counted).
+        purchase(&api, "u-cy", 30, "o-cy", DURING).await;
+        let mine = get(&api, "/v1/referrals/me", &member_token("u-ann"), DURING).await;
+        assert_eq!(
+            (mine["claimed"].as_u64(), mine["rewards_paid"].as_i64()),
+            (Some(2), Some(160))
+        );
+        assert_eq!(mine["rewards_pending"], 0);
+        let statuses: Vec<&str> = mine["invitees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["paid", "paid"]);
+        // Both balances and ledgers.
+        assert_eq!(
+            ledger(&api, "u-ann", DURING).await,
+            [("referral".to_owned(), 80), ("referral".to_owned(), 80)]
+        );
+        assert_eq!(
+            ledger(&api, "u-cy", DURING).await,
+            [("referral".to_owned(), 50), ("purchase".to_owned(), 30)]
+        );
+        assert_eq!(
+            get(&api, "/v1/me", &member_token("u-ann"), DURING).await["points"]["balance"],
+            160
+        );
+        // Referral rewards count on the points boards (Ann 160, Cy 80, Bob 70).
+        let board = get(
+            &api,
+            "/v1/leaderboards/all-time?limit=10",
+            &member_token("u-x"),
+            DURING,
+        )
+        .await;
+        let scores: Vec<i64> = board["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["score"].as_i64().unwrap())
+            .collect();
+        assert_eq!(scores, [160, 80, 70]);
+        // The contest counts Cy's referral only (Bob's qualified before the start).
+        let live = get(&api, "/v1/contests/friends", &member_token("u-ann"), DURING).await;
+        assert_eq!(live["score"], 1, "{live}");
+        // The admin's view of Ann, and of Cy.
+        let view = get(&api, "/v1/admin/referrals/u-ann", &admin, DURING).await;
+        assert_eq!(
+            (view["paid_this_month"].as_u64(), view["paid_ever"].as_u64()),
+            (Some(2), Some(2))
+        );
+        assert_eq!(view["invitees"][0]["invitee_id"], "u-cy");
+        let cy = get(&api, "/v1/admin/referrals/u-cy", &admin, DURING).await;
+        assert_eq!(cy["referred_by"]["referrer_id"], "u-ann");
+        assert_eq!(cy["referred_by"]["status"], "paid");
+        // Fraud: Cy's referral revoked while the contest runs: both rewards back, Ann's
+        // contest score back to 0; a second revoke is refused.
+        let later = "2026-11-24T08:00:00Z";
+        let revoked = ok(
+            api.post("/v1/admin/referrals/u-cy/revoke", &admin, later, &json!({}))
+                .await,
+            "revoke",
+        );
+        assert_eq!(revoked["status"], "revoked");
+        api.post("/v1/admin/referrals/u-cy/revoke", &admin, later, &json!({}))
+            .await
+            .assert_problem(409, "referral-revoked");
+        assert_eq!(
+            get(&api, "/v1/me", &member_token("u-ann"), later).await["points"]["balance"],
+            80
+        );
+        assert_eq!(
+            get(&api, "/v1/me", &member_token("u-cy"), later).await["points"]["balance"],
+            30
+        );
+        let live = get(&api, "/v1/contests/friends", &member_token("u-ann"), later).await;
+        assert_eq!(live["score"], 0, "{live}");
+        // Dee, referred by Bob during the contest, buys: Bob leads with 1 and wins the prize.
+        let bobs = get(&api, "/v1/referrals/me", &member_token("u-bob"), later).await["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ok(
+            api.post(
+                "/v1/referrals/claim",
+                &member_token("u-dee"),
+                later,
+                &json!({ "code": bobs }),
+            )
+            .await,
+            "dee claims",
+        );
+        purchase(&api, "u-dee", 10, "o-dee", "2026-11-24T09:00:00Z").await;
+        let at: chrono::DateTime<chrono::Utc> = "2026-11-25T00:02:00Z".parse().unwrap();
+        let event = local_api::schedule::scheduled_event("SettleContestsFunction", at, Some(at));
+        let report = local_api::schedule::fire(&env.app, "SettleContestsFunction", event)
+            .await
+            .expect("scheduled run");
+        assert_eq!(report["contests"][0]["outcome"], "settled", "{report}");
+        let result = get(
+            &api,
+            "/v1/contests/friends",
+            &member_token("u-bob"),
+            "2026-11-25T00:03:00Z",
+        )
+        .await;
+        assert_eq!(result["result"]["position"], 1, "{result}");
+        assert_eq!(result["result"]["prize"]["points"], 500, "{result}");
+    }
+}
