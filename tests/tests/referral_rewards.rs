@@ -175,6 +175,19 @@ async fn the_first_purchase_pays_the_referrer_once() {
     buy(store, "bob", "order-0", 0, at(BUY)).await.unwrap();
     assert_eq!(referral(store, "bob").await.status, Status::Pending);
     assert_eq!(balance(store, "ann", at(BUY)).await, 0);
+    // The program is switched off and its reward raised: a pending reward keeps what was fixed
+    // at the claim, and is still paid.
+    store
+        .put_referral_program(
+            Program {
+                referrer_reward: 999,
+                enabled: false,
+                ..on()
+            },
+            at(CLAIM),
+        )
+        .await
+        .unwrap();
     // The first purchase worth a point: qualified in its own transaction, the referrer paid
     // right after, under `referral-referrer#bob`.
     buy(store, "bob", "order-1", 30, at(BUY)).await.unwrap();

@@ -457,3 +457,56 @@ fn a_reversal_lowers_what_the_earn_raised() {
     };
     assert_eq!(p.points(|_| true), 0);
 }
+
+#[test]
+fn referral_rewards_count_and_the_referrals_metric_counts_settled_referrals() {
+    let paid = [posting(80, Reason::Referral)];
+    let settled = Activity {
+        postings: &paid,
+        checkin: None,
+        reverses: None,
+        referrals: 1,
+    };
+    assert_eq!(settled.points(|_| true), 80);
+    let referrals = Counting {
+        metric: Metric::Referrals,
+        reasons: vec![],
+        campaign: None,
+        opt_in: false,
+        team: false,
+    };
+    assert_eq!(settled.for_contest(&referrals), 1);
+    let points = Counting {
+        metric: Metric::PointsEarned,
+        reasons: vec![Reason::Purchase, Reason::Referral],
+        ..referrals.clone()
+    };
+    assert_eq!(settled.for_contest(&points), 80);
+    // The undo: the reward's reversal lowers the points; the metric goes down by one.
+    let back = [posting(-80, Reason::Reversal).with_kind(Kind::Reverse {
+        bucket: None,
+        forgiven: 0,
+    })];
+    let undone = Activity {
+        postings: &back,
+        checkin: None,
+        reverses: Some(Reason::Referral),
+        referrals: -1,
+    };
+    assert_eq!(
+        (undone.points(|_| true), undone.for_contest(&referrals)),
+        (-80, -1)
+    );
+    // A capped referral: nothing paid, still counted for the metric.
+    let capped = Activity {
+        postings: &[],
+        checkin: None,
+        reverses: None,
+        referrals: 1,
+    };
+    assert_eq!(
+        (capped.for_contest(&points), capped.for_contest(&referrals)),
+        (0, 1)
+    );
+    assert!(counts(Reason::Referral));
+}

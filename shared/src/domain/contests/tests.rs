@@ -72,7 +72,15 @@ fn a_valid_contest_is_normalized() {
     assert_eq!(s.prize_for(3).unwrap().item.as_deref(), Some("mug"));
     assert!(s.prize_for(4).is_none() && s.prize_for(0).is_none());
     let c = s.counting();
-    assert_eq!(c.reasons, [Reason::Purchase, Reason::Checkin, Reason::Milestone]);
+    assert_eq!(
+        c.reasons,
+        [
+            Reason::Purchase,
+            Reason::Checkin,
+            Reason::Milestone,
+            Reason::Referral
+        ]
+    );
     assert!(c.opt_in && !c.team && c.campaign.is_none());
     let checkins = check(ContestSpec {
         metric: Metric::Checkins,
@@ -82,6 +90,31 @@ fn a_valid_contest_is_normalized() {
     assert_eq!(checkins.campaign.as_deref(), Some("daily"));
     assert_eq!(checkins.counting().campaign.as_deref(), Some("daily"));
     assert!(checkins.counting().reasons.is_empty());
+    // `referrals`: no reasons, no campaign.
+    let referrals = check(ContestSpec {
+        metric: Metric::Referrals,
+        ..spec()
+    })
+    .unwrap();
+    let counting = referrals.counting();
+    assert_eq!(counting.metric, Metric::Referrals);
+    assert!(counting.reasons.is_empty() && counting.campaign.is_none());
+    assert_eq!(
+        field(check(ContestSpec {
+            metric: Metric::Referrals,
+            reasons: Some(vec![Reason::Purchase]),
+            ..spec()
+        })),
+        "reasons"
+    );
+    assert_eq!(
+        field(check(ContestSpec {
+            metric: Metric::Referrals,
+            campaign: Some("daily".into()),
+            ..spec()
+        })),
+        "campaign"
+    );
     let everyone = ContestSpec {
         entry: EntryMode::Everyone,
         ..spec()
