@@ -547,6 +547,44 @@ async fn referrals_tour(r: &Recorded) {
         "a revoke (and the undo right after)",
     );
     assert_eq!(revoked.body["status"], "revoked");
+    // Under `first_checkin` a check-in qualifies: the check-in function pays the referrer.
+    let program = json!({ "enabled": true, "qualifying": "first_checkin" });
+    ok(
+        r.send(
+            Method::PUT,
+            "/v1/admin/referral-program",
+            &admin,
+            T0,
+            None,
+            Some(&program),
+        )
+        .await,
+        "program: first check-in",
+    );
+    let walker = member_token("walker");
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/referrals/claim",
+            &walker,
+            T0,
+            None,
+            Some(&claim),
+        )
+        .await,
+        "a second claim",
+    );
+    ok(
+        r.send(Method::POST, "/v1/checkins", &walker, T0, None, Some(&json!({})))
+            .await,
+        "a qualifying check-in",
+    );
+    let page = ok(
+        r.send(Method::GET, "/v1/referrals/me", &host, T0, None, None)
+            .await,
+        "my referrals after the check-in",
+    );
+    assert_eq!(page.body["rewards_paid"], 100, "{}", page.body);
     ok(
         r.send(
             Method::GET,
