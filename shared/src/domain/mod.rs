@@ -3,6 +3,7 @@
 pub mod boards;
 pub mod checkin;
 pub mod contests;
+pub mod draws;
 mod error;
 pub mod home;
 pub mod ids;

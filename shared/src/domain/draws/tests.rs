@@ -1,0 +1,294 @@
+use super::*;
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+const NOW: &str = "2026-11-24T00:00:00Z";
+
+fn prize(id: &str, kind: PrizeKind, weight: u32) -> Prize {
+    Prize {
+        prize_id: id.into(),
+        name: id.to_uppercase(),
+        kind,
+        value: (kind == PrizeKind::Points).then_some(10),
+        weight,
+        stock: None,
+        per_member_max: None,
+        rare: false,
+    }
+}
+
+fn spec() -> DrawSpec {
+    DrawSpec {
+        title: "Spring lottery".into(),
+        description: String::new(),
+        starts_at: at("2026-11-25T00:00:00Z"),
+        ends_at: at("2026-12-25T00:00:00Z"),
+        cost: 20,
+        free_per_day: 1,
+        daily_limit: 5,
+        total_limit: None,
+        prizes: vec![
+            Prize {
+                stock: Some(3),
+                rare: true,
+                ..prize("phone", PrizeKind::Physical, 5)
+            },
+            prize("points", PrizeKind::Points, 20),
+            prize("thanks", PrizeKind::Nothing, 75),
+        ],
+        consolation: "thanks".into(),
+        pity: None,
+        share_bonus: 1,
+    }
+}
+
+fn invalid(s: &DrawSpec, current: Option<&DrawSpec>, now: &str) -> &'static str {
+    match validate(s, current, at(now)) {
+        Err(DomainError::Invalid { field, .. }) => field,
+        other => panic!("expected invalid, got {other:?}"),
+    }
+}
+
+const SEED: [u8; 32] = {
+    let mut s = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        s[i] = i as u8;
+        i += 1;
+    }
+    s
+};
+
+#[test]
+fn a_valid_draw_and_its_defaults() {
+    assert_eq!(validate(&spec(), None, at(NOW)), Ok(()));
+    let put: DrawSpec = serde_json::from_value(serde_json::json!({
+        "title": "T", "starts_at": "2026-11-25T00:00:00Z", "ends_at": "2026-11-26T00:00:00Z",
+        "daily_limit": 3, "consolation": "x",
+        "prizes": [{ "prize_id": "x", "name": "X", "kind": "nothing", "weight": 1 }]
+    }))
+    .unwrap();
+    assert_eq!((put.cost, put.free_per_day, put.share_bonus), (0, 0, 1));
+    assert_eq!(validate(&put, None, at(NOW)), Ok(()));
+    assert!(serde_json::from_value::<DrawSpec>(serde_json::json!({ "title": "T", "odds": 1 })).is_err());
+}
+
+#[test]
+fn invalid_draws() {
+    let bad = |change: fn(&mut DrawSpec)| {
+        let mut s = spec();
+        change(&mut s);
+        invalid(&s, None, NOW)
+    };
+    assert_eq!(bad(|s| s.title = " ".into()), "title");
+    assert_eq!(bad(|s| s.ends_at = s.starts_at), "ends_at");
+    assert_eq!(bad(|s| s.ends_at = s.starts_at + Duration::days(367)), "ends_at");
+    assert_eq!(bad(|s| s.cost = -1), "cost");
+    assert_eq!(bad(|s| s.daily_limit = 0), "daily_limit");
+    assert_eq!(bad(|s| s.daily_limit = MAX_DAILY_LIMIT + 1), "daily_limit");
+    assert_eq!(bad(|s| s.free_per_day = 6), "free_per_day");
+    assert_eq!(bad(|s| s.share_bonus = 6), "share_bonus");
+    assert_eq!(bad(|s| s.total_limit = Some(0)), "total_limit");
+    assert_eq!(bad(|s| s.prizes.clear()), "prizes");
+    assert_eq!(bad(|s| s.prizes[1].prize_id = "phone".into()), "prize_id");
+    assert_eq!(bad(|s| s.prizes[1].prize_id = "a b".into()), "prize_id");
+    assert_eq!(bad(|s| s.prizes[1].weight = MAX_WEIGHT + 1), "weight");
+    assert_eq!(bad(|s| s.prizes[1].value = None), "value");
+    assert_eq!(bad(|s| s.prizes[2].value = Some(1)), "value");
+    assert_eq!(bad(|s| s.prizes[0].stock = Some(MAX_STOCK + 1)), "stock");
+    assert_eq!(bad(|s| s.prizes[0].per_member_max = Some(0)), "per_member_max");
+    assert_eq!(bad(|s| s.prizes.iter_mut().for_each(|p| p.weight = 0)), "weight");
+    assert_eq!(bad(|s| s.consolation = "nope".into()), "consolation");
+    assert_eq!(bad(|s| s.consolation = "phone".into()), "consolation");
+    assert_eq!(bad(|s| s.pity = Some(Pity { after: 1 })), "pity");
+    assert_eq!(
+        bad(|s| {
+            s.pity = Some(Pity { after: 10 });
+            s.prizes[0].rare = false;
+        }),
+        "pity"
+    );
+    // The edges are allowed.
+    let mut edges = spec();
+    edges.cost = 0;
+    edges.free_per_day = 5;
+    edges.share_bonus = 0;
+    edges.pity = Some(Pity { after: 2 });
+    edges.prizes[0].stock = Some(MAX_STOCK);
+    assert_eq!(validate(&edges, None, at(NOW)), Ok(()));
+}
+
+#[test]
+fn a_started_draw_keeps_its_odds_and_only_gains_stock() {
+    let old = spec();
+    let started = "2026-11-26T00:00:00Z";
+    // Before the start anything valid goes.
+    let mut before = spec();
+    before.prizes[1].weight = 50;
+    assert_eq!(validate(&before, Some(&old), at(NOW)), Ok(()));
+    assert_eq!(invalid(&before, Some(&old), started), "prizes");
+    let mut later_end = spec();
+    later_end.ends_at = at("2026-12-31T00:00:00Z");
+    later_end.prizes[0].stock = Some(10);
+    assert_eq!(validate(&later_end, Some(&old), at(started)), Ok(()));
+    let mut fewer = spec();
+    fewer.prizes[0].stock = Some(2);
+    assert_eq!(invalid(&fewer, Some(&old), started), "stock");
+    let mut unlimited = spec();
+    unlimited.prizes[0].stock = None;
+    assert_eq!(validate(&unlimited, Some(&old), at(started)), Ok(()));
+    let mut limited = spec();
+    limited.prizes[1].stock = Some(100);
+    assert_eq!(invalid(&limited, Some(&old), started), "stock");
+    let mut moved = spec();
+    moved.starts_at = at("2026-11-25T01:00:00Z");
+    assert_eq!(invalid(&moved, Some(&old), started), "starts_at");
+    let mut pity = spec();
+    pity.pity = Some(Pity { after: 5 });
+    assert_eq!(invalid(&pity, Some(&old), started), "prizes");
+    let mut rare = spec();
+    rare.prizes[1].rare = true;
+    assert_eq!(invalid(&rare, Some(&old), started), "prizes");
+}
+
+#[test]
+fn the_algorithm_matches_its_specification() {
+    // Values computed independently with Python's hmac and hashlib from the written spec.
+    let m = message("spring", "u-ann", 1, "lucky");
+    assert_eq!(m, "campaign-draw-v1\nspring\nu-ann\n1\nlucky");
+    assert_eq!(uniform(&SEED, &m, "draw", 100), 81);
+    assert_eq!(uniform(&SEED, &m, "draw", 1_000_003), 156_458);
+    assert_eq!(uniform(&SEED, &m, "pity", 7), 4);
+    assert_eq!(
+        commitment(&SEED),
+        "630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd"
+    );
+    assert_eq!(uniform(&SEED, &m, "draw", 1), 0);
+    assert_eq!(pick(&[5, 20, 75], 0), Some(0));
+    assert_eq!(pick(&[5, 20, 75], 4), Some(0));
+    assert_eq!(pick(&[5, 20, 75], 5), Some(1));
+    assert_eq!(pick(&[5, 20, 75], 24), Some(1));
+    assert_eq!(pick(&[5, 20, 75], 25), Some(2));
+    assert_eq!(pick(&[5, 20, 75], 99), Some(2));
+    assert_eq!(pick(&[5, 20, 75], 100), None);
+    assert_eq!(pick(&[0, 3], 0), Some(1));
+    assert_eq!(validate_client_seed(""), Ok(()));
+    assert!(validate_client_seed(&"x".repeat(65)).is_err());
+    assert!(validate_client_seed("tab\there").is_err());
+}
+
+#[test]
+fn outcomes_follow_the_weights_chi_square_over_100k_spins() {
+    let s = spec();
+    let mut counts = [0u64; 3];
+    let n = 100_000u64;
+    for spin in 1..=n {
+        let m = message("spring", "u-ann", spin, "");
+        let o = outcome(&s, &SEED, &m, &MemberOdds::default(), |_| true);
+        assert_eq!(o.why, Why::Drawn);
+        let i = s.prizes.iter().position(|p| p.prize_id == o.prize).unwrap();
+        counts[i] += 1;
+    }
+    let total = s.total_weight() as f64;
+    let chi2: f64 = s
+        .prizes
+        .iter()
+        .zip(counts)
+        .map(|(p, c)| {
+            let expected = n as f64 * f64::from(p.weight) / total;
+            (c as f64 - expected).powi(2) / expected
+        })
+        .sum();
+    // 2 degrees of freedom: 13.82 is the 0.1 % critical value.
+    assert!(chi2 < 13.82, "chi-square {chi2} for {counts:?}");
+}
+
+#[test]
+fn pity_triggers_exactly_when_due() {
+    let mut s = spec();
+    s.pity = Some(Pity { after: 4 });
+    // Every 4th spin since the last rare one is rare (by pity when the draw was not), then the
+    // count starts again.
+    let mut odds = MemberOdds::default();
+    let mut rare_at = Vec::new();
+    let mut spin = 0u64;
+    while rare_at.len() < 5 {
+        spin += 1;
+        let m = message("spring", "u-ann", spin, "");
+        let o = outcome(&s, &SEED, &m, &odds, |_| true);
+        let due = odds.since_rare + 1 >= 4;
+        let rare = s.prize(&o.prize).unwrap().rare;
+        if due {
+            assert!(rare, "spin {spin}: pity was due: {o:?}");
+            if o.drawn != o.prize {
+                assert_eq!(o.why, Why::Pity);
+            }
+        } else if !rare {
+            assert_eq!((o.why, &o.drawn), (Why::Drawn, &o.prize));
+        }
+        if rare {
+            rare_at.push((spin, odds.since_rare));
+        }
+        odds = odds.after(&s, &o.prize);
+    }
+    assert!(rare_at.iter().all(|(_, since)| *since < 4), "{rare_at:?}");
+    assert!(
+        rare_at.iter().any(|(_, since)| *since == 3),
+        "pity fired: {rare_at:?}"
+    );
+    // No rare prize in stock: the consolation, and pity stays due.
+    let due = MemberOdds {
+        since_rare: 3,
+        won: BTreeMap::new(),
+    };
+    let m = message("spring", "u-ann", 1, "");
+    let o = outcome(&s, &SEED, &m, &due, |p| !p.rare);
+    assert_eq!((o.prize.as_str(), o.why), ("thanks", Why::OutOfStock));
+    assert_eq!(due.after(&s, &o.prize).since_rare, 4);
+    // Not due: no pity, whatever is drawn.
+    let calm = MemberOdds {
+        since_rare: 1,
+        won: BTreeMap::new(),
+    };
+    assert_ne!(outcome(&s, &SEED, &m, &calm, |_| true).why, Why::Pity);
+}
+
+#[test]
+fn stock_out_and_the_member_max_fall_back_to_the_consolation() {
+    let mut s = spec();
+    s.prizes[1].per_member_max = Some(2);
+    // Find spins that draw each prize.
+    let drawing = |id: &str| {
+        (1..)
+            .map(|spin| message("spring", "u-bob", spin, "seed"))
+            .find(|m| outcome(&s, &SEED, m, &MemberOdds::default(), |_| true).drawn == id)
+            .unwrap()
+    };
+    let phone = drawing("phone");
+    let out = outcome(&s, &SEED, &phone, &MemberOdds::default(), |p| {
+        p.prize_id != "phone"
+    });
+    assert_eq!(
+        (out.drawn.as_str(), out.prize.as_str(), out.why),
+        ("phone", "thanks", Why::OutOfStock)
+    );
+    let points = drawing("points");
+    let twice = MemberOdds {
+        since_rare: 0,
+        won: BTreeMap::from([("points".to_owned(), 2)]),
+    };
+    let over = outcome(&s, &SEED, &points, &twice, |_| true);
+    assert_eq!((over.prize.as_str(), over.why), ("thanks", Why::MemberMax));
+    let once = MemberOdds {
+        since_rare: 0,
+        won: BTreeMap::from([("points".to_owned(), 1)]),
+    };
+    assert_eq!(outcome(&s, &SEED, &points, &once, |_| true).prize, "points");
+    // The same inputs always give the same outcome; another client seed may not.
+    let a = outcome(&s, &SEED, &points, &MemberOdds::default(), |_| true);
+    assert_eq!(a, outcome(&s, &SEED, &points, &MemberOdds::default(), |_| true));
+    assert_eq!(twice.after(&s, "points").won["points"], 3);
+    assert_eq!(twice.after(&s, "phone").since_rare, 0);
+}
