@@ -47,11 +47,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
             let user = http::member(req)?;
             let (limit, before) = page(req)?;
             let mine = store.my_referrals(&user, limit, before, now).await?;
-            let next = mine.next_before.map(|ms| cursor::encode(CURSOR_KIND, ms));
-            let mut body =
-                serde_json::to_value(&mine).map_err(|e| ApiError::internal(format!("serialize: {e}")))?;
-            body["next_cursor"] = json!(next);
-            http::ok(&body)
+            paged(&mine, mine.next_before)
         }
         "POST /v1/referrals/claim" => {
             let user = http::member(req)?;
@@ -70,11 +66,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
             let user = path_user(req)?;
             let (limit, before) = page(req)?;
             let view = store.admin_referrals(&user, limit, before, now).await?;
-            let next = view.next_before.map(|ms| cursor::encode(CURSOR_KIND, ms));
-            let mut body =
-                serde_json::to_value(&view).map_err(|e| ApiError::internal(format!("serialize: {e}")))?;
-            body["next_cursor"] = json!(next);
-            http::ok(&body)
+            paged(&view, view.next_before)
         }
         "POST /v1/admin/referrals/{user_id}/revoke" => {
             let admin = http::admin(req)?;
@@ -100,6 +92,13 @@ fn page(req: &Request) -> Result<(u32, Option<u64>), ApiError> {
         .map(|c| cursor::decode(CURSOR_KIND, &c))
         .transpose()?;
     Ok((limit, before))
+}
+
+/// A page of invitees with its `next_cursor` (null on the last page).
+fn paged(view: &impl serde::Serialize, next_before: Option<u64>) -> Result<Response, ApiError> {
+    let mut body = serde_json::to_value(view).map_err(|e| ApiError::internal(format!("serialize: {e}")))?;
+    body["next_cursor"] = json!(next_before.map(|ms| cursor::encode(CURSOR_KIND, ms)));
+    http::ok(&body)
 }
 
 fn path_user(req: &Request) -> Result<UserId, ApiError> {

@@ -272,22 +272,14 @@ impl Store {
                 if let (Some(paid_at), Some(_)) = (referral.paid_at, referral.counted_at)
                     && reward > 0
                 {
-                    // The reward's share of its bucket that expired is forgiven, never taken twice.
-                    let bucket = self.rules.bucket_for(paid_at);
-                    let forgiven =
-                        ledger::forgiven_part(&snap.account, bucket, reward, self.rules.today(now));
-                    let mut posting = Posting::new(
-                        -(reward - forgiven),
-                        Reason::Reversal,
-                        format!("referral:{invitee}"),
+                    postings.push(self.reward_reversal(
+                        snap,
+                        invitee,
+                        (paid_at, reward),
                         keys::business::referral_referrer_reversal(invitee),
-                    )
-                    .with_kind(Kind::Reverse {
-                        bucket: Some(bucket),
-                        forgiven,
-                    });
-                    posting.by = Some("referral".into());
-                    postings.push(posting);
+                        "referral",
+                        now,
+                    ));
                     me.paid_points = me.paid_points.saturating_sub(reward).max(0);
                 }
                 (next, ReferrerStep::Undone)
@@ -342,21 +334,14 @@ impl Store {
                 let mut postings = Vec::new();
                 let reward = current.invitee_reward;
                 if reward > 0 {
-                    let bucket = self.rules.bucket_for(current.claimed_at);
-                    let forgiven =
-                        ledger::forgiven_part(&snap.account, bucket, reward, self.rules.today(now));
-                    let mut posting = Posting::new(
-                        -(reward - forgiven),
-                        Reason::Reversal,
-                        format!("referral:{invitee}"),
+                    postings.push(self.reward_reversal(
+                        snap,
+                        invitee,
+                        (current.claimed_at, reward),
                         keys::business::referral_revoke(invitee),
-                    )
-                    .with_kind(Kind::Reverse {
-                        bucket: Some(bucket),
-                        forgiven,
-                    });
-                    posting.by = Some(by.to_owned());
-                    postings.push(posting);
+                        by,
+                        now,
+                    ));
                 }
                 let next = Referral {
                     status: Status::Revoked,
@@ -389,6 +374,34 @@ impl Store {
             .map(from_item)
             .transpose()?;
         Ok(AdminReferral::from(after.as_ref().unwrap_or(&revoked)))
+    }
+
+    /// The reversal of a referral `reward` paid at `paid_at` (a revoke's or an undo's): taken
+    /// from the reward's bucket, its share that expired forgiven (never taken twice), debt if it
+    /// was spent.
+    fn reward_reversal(
+        &self,
+        snap: &Snapshot,
+        invitee: &UserId,
+        (paid_at, reward): (DateTime<Utc>, i64),
+        business_key: String,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Posting {
+        let bucket = self.rules.bucket_for(paid_at);
+        let forgiven = ledger::forgiven_part(&snap.account, bucket, reward, self.rules.today(now));
+        let mut posting = Posting::new(
+            -(reward - forgiven),
+            Reason::Reversal,
+            format!("referral:{invitee}"),
+            business_key,
+        )
+        .with_kind(Kind::Reverse {
+            bucket: Some(bucket),
+            forgiven,
+        });
+        posting.by = Some(by.to_owned());
+        posting
     }
 
     /// The referrer's pending rewards less `reward` (an `ADD` that also moves the version, so a
