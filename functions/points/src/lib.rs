@@ -165,14 +165,6 @@ struct Profile {
     leaderboard_visible: bool,
 }
 
-/// An open draw (filled by the draws feature).
-#[derive(Debug, Serialize)]
-struct DrawCard {
-    draw_id: String,
-    title: String,
-    spins_left_today: u32,
-}
-
 #[derive(Debug, Serialize)]
 struct Me {
     user_id: String,
@@ -181,7 +173,7 @@ struct Me {
     checkin: Checkin,
     profile: Profile,
     contests: Vec<ContestCard>,
-    draws: Vec<DrawCard>,
+    draws: Vec<shared::store::DrawCard>,
     /// The member's referral code (made on the first home screen while the program is on).
     referral_code: Option<String>,
 }
@@ -191,10 +183,7 @@ struct Me {
 async fn me(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, ApiError> {
     let user = http::member(req)?;
     let home = app.store.home(&user, now).await?;
-    let contests = app
-        .store
-        .home_contests(&user, &home.contests, &home.contests_index)
-        .await?;
+    let (contests, draws) = app.store.home_cards(&user, &home, now).await?;
     let config = home.tiers.config();
     let current = config.tier(home.account.tier.as_deref());
     let next = config
@@ -221,9 +210,9 @@ async fn me(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, Ap
             public_name: home.member.public_name(),
             leaderboard_visible: home.member.profile.leaderboard_visible,
         },
-        // Live contests with my score (the second read); draws fill theirs the same way.
+        // Live contests with my score and open draws with my spins left (the second read).
         contests,
-        draws: Vec::<DrawCard>::new(),
+        draws,
         referral_code: home.referral_code.clone(),
     })
 }

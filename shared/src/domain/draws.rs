@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -41,6 +41,10 @@ pub const MAX_PRIZES: usize = 20;
 pub const MAX_WEIGHT: u32 = 1_000_000;
 /// Largest stock of one prize.
 pub const MAX_STOCK: u64 = 10_000_000;
+/// Most items one prize's stock is split across.
+pub const MAX_SPLITS: u32 = 8;
+/// Most stock items a draw has (its config write stays within one transaction).
+pub const MAX_STOCK_ITEMS: u32 = 90;
 /// Most spins a member may make in a day.
 pub const MAX_DAILY_LIMIT: u32 = 1_000;
 /// Longest draw.
@@ -80,6 +84,25 @@ pub struct Prize {
     pub per_member_max: Option<u32>,
     #[serde(default)]
     pub rare: bool,
+    /// Items its stock is split across (1-8, default 1), in different partitions: more splits
+    /// serve more winners a second (docs/data-model.md, "Draws"). Only for a prize with stock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub splits: Option<u32>,
+}
+
+impl Prize {
+    /// Whether its stock is counted (a stock, or a coupon's uploaded codes).
+    pub fn stocked(&self) -> bool {
+        self.stock.is_some() || self.kind == PrizeKind::Coupon
+    }
+
+    /// The stock items it has (0 for an unlimited prize).
+    pub fn split_count(&self) -> u32 {
+        match self.stocked() {
+            true => self.splits.unwrap_or(1),
+            false => 0,
+        }
+    }
 }
 
 /// "A rare prize at the latest on the `after`-th spin since the last rare one", per member.
@@ -226,6 +249,21 @@ fn validate_prizes(spec: &DrawSpec) -> Result<(), DomainError> {
         if prize.stock.is_some_and(|s| s > MAX_STOCK) {
             return Err(DomainError::invalid("stock", format!("at most {MAX_STOCK}")));
         }
+        if prize.kind == PrizeKind::Coupon && prize.stock.is_some() {
+            return Err(DomainError::invalid(
+                "stock",
+                "a coupon prize's stock is the codes uploaded for it",
+            ));
+        }
+        match prize.splits {
+            Some(k) if !(1..=MAX_SPLITS).contains(&k) => {
+                return Err(DomainError::invalid("splits", format!("1-{MAX_SPLITS}")));
+            }
+            Some(_) if !prize.stocked() => {
+                return Err(DomainError::invalid("splits", "only for a prize with stock"));
+            }
+            _ => {}
+        }
         if prize.per_member_max == Some(0) {
             return Err(DomainError::invalid(
                 "per_member_max",
@@ -233,11 +271,17 @@ fn validate_prizes(spec: &DrawSpec) -> Result<(), DomainError> {
             ));
         }
     }
+    if spec.prizes.iter().map(Prize::split_count).sum::<u32>() > MAX_STOCK_ITEMS {
+        return Err(DomainError::invalid(
+            "splits",
+            format!("at most {MAX_STOCK_ITEMS} stock items a draw"),
+        ));
+    }
     if spec.total_weight() == 0 {
         return Err(DomainError::invalid("weight", "the weights must not all be 0"));
     }
     match spec.prize(&spec.consolation) {
-        Some(p) if p.stock.is_none() && p.per_member_max.is_none() && !p.rare => Ok(()),
+        Some(p) if !p.stocked() && p.per_member_max.is_none() && !p.rare => Ok(()),
         Some(_) => Err(DomainError::invalid(
             "consolation",
             "must be unlimited (no stock, no per-member max) and not rare",
@@ -266,7 +310,8 @@ fn validate_started(spec: &DrawSpec, old: &DrawSpec) -> Result<(), DomainError> 
             && new.value == was.value
             && new.weight == was.weight
             && new.rare == was.rare
-            && new.per_member_max == was.per_member_max;
+            && new.per_member_max == was.per_member_max
+            && new.splits == was.splits;
         if !same_odds {
             return Err(DomainError::invalid(
                 "prizes",
@@ -446,6 +491,280 @@ impl MemberOdds {
             },
             won,
         }
+    }
+}
+
+/// How a stock of `total` units is spread over `k` items: as even as it goes, the first ones
+/// one more (10 over 3: 4, 3, 3).
+pub fn split_shares(total: u64, k: u32) -> Vec<u64> {
+    let k = u64::from(k.max(1));
+    (0..k).map(|i| total / k + u64::from(i < total % k)).collect()
+}
+
+/// The order in which a member tries a prize's stock items: from the one their id hashes to,
+/// so concurrent winners spread over the items.
+pub fn split_order(member: &str, k: u32) -> Vec<u32> {
+    let k = k.max(1);
+    let start = super::boards::shard_of(member) % k;
+    (0..k).map(|i| (start + i) % k).collect()
+}
+
+/// Whether a draw takes spins at `now` (`starts_at <= now < ends_at`).
+pub fn is_open(spec: &DrawSpec, now: DateTime<Utc>) -> bool {
+    spec.starts_at <= now && now < spec.ends_at
+}
+
+/// A member's state in one draw: spins so far (in all and today, in the business zone), the
+/// day's share bonus, and what decides outcomes (pity, prizes won).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberDraw {
+    /// Spins in all: the next spin's number is `spins + 1`.
+    #[serde(default)]
+    pub spins: u64,
+    /// The local day the day's counters are about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub day: Option<NaiveDate>,
+    /// Spins that day (free, bonus and paid).
+    #[serde(default)]
+    pub day_spins: u32,
+    /// Free and bonus spins used that day.
+    #[serde(default)]
+    pub day_free: u32,
+    /// Bonus spins granted for sharing that day.
+    #[serde(default)]
+    pub day_bonus: u32,
+    /// Shared that day (at most once a day counts).
+    #[serde(default)]
+    pub shared: bool,
+    #[serde(default)]
+    pub odds: MemberOdds,
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// What a member may still do today in a draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allowance {
+    /// Spins left today under the daily and total limits (free or paid).
+    pub spins_left_today: u32,
+    /// Free spins left today (the draw's, the tier's extra ones and share bonuses), within
+    /// `spins_left_today`.
+    pub free_spins_left_today: u32,
+}
+
+/// How the next spin is paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Payment {
+    /// A free spin (the day's, the tier's or a share bonus).
+    Free,
+    /// `cost` points.
+    Paid,
+}
+
+impl MemberDraw {
+    /// The state as of `today`: the day's counters start again on a new day.
+    pub fn on(&self, today: NaiveDate) -> MemberDraw {
+        if self.day == Some(today) {
+            return self.clone();
+        }
+        MemberDraw {
+            day: Some(today),
+            day_spins: 0,
+            day_free: 0,
+            day_bonus: 0,
+            shared: false,
+            ..self.clone()
+        }
+    }
+
+    /// What is left today; `extra` is the member's tier's extra daily spins.
+    pub fn allowance(&self, spec: &DrawSpec, today: NaiveDate, extra: u32) -> Allowance {
+        let day = self.on(today);
+        let total_left = spec
+            .total_limit
+            .map_or(u64::MAX, |t| u64::from(t).saturating_sub(day.spins));
+        let left = u64::from(spec.daily_limit.saturating_sub(day.day_spins)).min(total_left);
+        let left = u32::try_from(left).unwrap_or(u32::MAX);
+        let free = spec
+            .free_per_day
+            .saturating_add(extra)
+            .saturating_add(day.day_bonus)
+            .saturating_sub(day.day_free);
+        let free = if spec.cost == 0 { left } else { free.min(left) };
+        Allowance {
+            spins_left_today: left,
+            free_spins_left_today: free,
+        }
+    }
+
+    /// The next spin today: how it is paid and the state after it (its outcome not yet
+    /// applied); 429 when a limit is reached.
+    pub fn spin(
+        &self,
+        spec: &DrawSpec,
+        today: NaiveDate,
+        extra: u32,
+    ) -> Result<(Payment, MemberDraw), DomainError> {
+        let allowance = self.allowance(spec, today, extra);
+        if allowance.spins_left_today == 0 {
+            return Err(match spec.total_limit {
+                Some(total) if self.spins >= u64::from(total) => DomainError::DrawLimit {
+                    which: "total",
+                    limit: total,
+                },
+                _ => DomainError::DrawLimit {
+                    which: "daily",
+                    limit: spec.daily_limit,
+                },
+            });
+        }
+        let mut next = self.on(today);
+        next.spins += 1;
+        next.day_spins += 1;
+        let payment = match allowance.free_spins_left_today > 0 {
+            true => {
+                next.day_free += 1;
+                Payment::Free
+            }
+            false => Payment::Paid,
+        };
+        next.version = self.version + 1;
+        Ok((payment, next))
+    }
+
+    /// The state after sharing today: the draw's share bonus added once a day (409 when the
+    /// draw gives none, 429 when already shared today).
+    pub fn share(&self, spec: &DrawSpec, today: NaiveDate) -> Result<MemberDraw, DomainError> {
+        if spec.share_bonus == 0 {
+            return Err(DomainError::DrawSharesOff);
+        }
+        let mut next = self.on(today);
+        if next.shared {
+            return Err(DomainError::AlreadySharedToday);
+        }
+        next.shared = true;
+        next.day_bonus = next.day_bonus.saturating_add(spec.share_bonus);
+        next.version = self.version + 1;
+        Ok(next)
+    }
+}
+
+/// Where a coupon prize's code numbers lie in one stock item: ranges `[first, first + count)`,
+/// in the order the item hands them out.
+pub fn code_number(ranges: &[(u64, u64)], unit: u64) -> Option<u64> {
+    let mut skip = unit;
+    for &(first, count) in ranges {
+        if skip < count {
+            return Some(first + skip);
+        }
+        skip -= count;
+    }
+    None
+}
+
+/// A coupon code: 1-24 of `[A-Za-z0-9_-]`.
+pub fn validate_code(code: &str) -> Result<(), DomainError> {
+    let ok = !code.is_empty()
+        && code.len() <= 24
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    match ok {
+        true => Ok(()),
+        false => Err(DomainError::invalid(
+            "codes",
+            "each code is 1-24 of A-Z, a-z, 0-9, - and _",
+        )),
+    }
+}
+
+/// An open draw as its home index lists it: what the card and the allowance need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    pub id: String,
+    pub title: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub cost: i64,
+    pub free_per_day: u32,
+    pub daily_limit: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_limit: Option<u32>,
+    pub share_bonus: u32,
+}
+
+impl Listed {
+    /// The limits of the listed draw, as a spec the allowance reads (prizes left out).
+    pub fn limits(&self) -> DrawSpec {
+        DrawSpec {
+            title: self.title.clone(),
+            description: String::new(),
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            cost: self.cost,
+            free_per_day: self.free_per_day,
+            daily_limit: self.daily_limit,
+            total_limit: self.total_limit,
+            prizes: vec![],
+            consolation: String::new(),
+            pity: None,
+            share_bonus: self.share_bonus,
+        }
+    }
+}
+
+/// Most draws listed (not ended) at once.
+pub const MAX_OPEN_DRAWS: usize = super::home::MAX_INDEX_ENTRIES;
+
+/// The draws home index (`CONFIG/DRAWS`): draws not ended, by start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawIndex {
+    #[serde(default)]
+    pub entries: Vec<Listed>,
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl DrawIndex {
+    /// The index with draw `id` put in (or refreshed), ended draws dropped; 429 when more than
+    /// [`MAX_OPEN_DRAWS`] would be listed.
+    pub fn with(&self, id: &str, spec: &DrawSpec, now: DateTime<Utc>) -> Result<DrawIndex, DomainError> {
+        let mut entries: Vec<Listed> = self
+            .entries
+            .iter()
+            .filter(|e| e.id != id && e.ends_at > now)
+            .cloned()
+            .collect();
+        if spec.ends_at > now {
+            entries.push(Listed {
+                id: id.to_owned(),
+                title: spec.title.clone(),
+                starts_at: spec.starts_at,
+                ends_at: spec.ends_at,
+                cost: spec.cost,
+                free_per_day: spec.free_per_day,
+                daily_limit: spec.daily_limit,
+                total_limit: spec.total_limit,
+                share_bonus: spec.share_bonus,
+            });
+        }
+        entries.sort_by(|a, b| a.starts_at.cmp(&b.starts_at).then(a.id.cmp(&b.id)));
+        if entries.len() > MAX_OPEN_DRAWS {
+            return Err(DomainError::TooManyDraws { max: MAX_OPEN_DRAWS });
+        }
+        Ok(DrawIndex {
+            entries,
+            version: self.version + 1,
+        })
+    }
+
+    /// The draws open at `now`.
+    pub fn open(&self, now: DateTime<Utc>) -> Vec<&Listed> {
+        self.entries
+            .iter()
+            .filter(|e| e.starts_at <= now && now < e.ends_at)
+            .collect()
     }
 }
 

@@ -62,6 +62,33 @@ pub enum DomainError {
     /// A referral revoked a second time (it was reversed once, at the first revoke).
     #[error("the referral is revoked already")]
     ReferralRevoked,
+    /// A spin or a share outside the draw's start and end.
+    #[error("the draw is not open")]
+    DrawNotOpen,
+    /// A spin over the member's daily or total limit.
+    #[error("no spins left: the {which} limit is {limit}")]
+    DrawLimit { which: &'static str, limit: u32 },
+    /// A share when the draw gives no share bonus.
+    #[error("this draw gives no spins for sharing")]
+    DrawSharesOff,
+    /// A second share the same day.
+    #[error("the share bonus was given today already")]
+    AlreadySharedToday,
+    /// More draws would be open (or scheduled) at once than the home index lists.
+    #[error("at most {max} draws may be open or scheduled at once")]
+    TooManyDraws { max: usize },
+    /// The seed and stock-out times before the draw's end.
+    #[error("the draw has not ended")]
+    DrawNotEnded,
+    /// A coupon code uploaded for another draw or prize.
+    #[error("a code is taken by another draw or prize: {0}")]
+    CouponCodeTaken(String),
+    /// A coupon redeemed a second time.
+    #[error("the coupon is redeemed already")]
+    CouponRedeemed,
+    /// A coupon nobody won yet cannot be redeemed.
+    #[error("the coupon has not been won")]
+    CouponNotWon,
     /// Integer arithmetic would overflow: the operation is refused rather than wrapped.
     #[error("amount would overflow")]
     Overflow,

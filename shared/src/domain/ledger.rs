@@ -53,6 +53,10 @@ pub enum Reason {
     ContestPrize,
     /// A referral reward, to the invitee or the referrer (fixed, never multiplied).
     Referral,
+    /// The cost of a lucky-draw spin.
+    DrawSpin,
+    /// A lucky-draw points prize (fixed, never multiplied; not earned: no growth from spending).
+    DrawPrize,
 }
 
 impl Reason {

@@ -154,6 +154,34 @@ impl From<DomainError> for ApiError {
             DomainError::AlreadyShipped => {
                 ApiError::new(409, "already-shipped", "Already shipped", err.to_string())
             }
+            DomainError::DrawNotOpen => ApiError::new(409, "draw-not-open", "Draw not open", err.to_string()),
+            DomainError::DrawLimit { .. } => {
+                ApiError::new(429, "spin-limit-reached", "Spin limit reached", err.to_string())
+            }
+            DomainError::DrawSharesOff => {
+                ApiError::new(409, "share-bonus-off", "No share bonus", err.to_string())
+            }
+            DomainError::AlreadySharedToday => ApiError::new(
+                429,
+                "share-limit-reached",
+                "Shared today already",
+                err.to_string(),
+            ),
+            DomainError::TooManyDraws { .. } => {
+                ApiError::new(429, "too-many-draws", "Too many draws", err.to_string())
+            }
+            DomainError::DrawNotEnded => {
+                ApiError::new(409, "draw-not-ended", "Draw not ended", err.to_string())
+            }
+            DomainError::CouponCodeTaken(_) => {
+                ApiError::new(409, "coupon-code-taken", "Coupon code taken", err.to_string())
+            }
+            DomainError::CouponRedeemed => {
+                ApiError::new(409, "coupon-redeemed", "Coupon redeemed", err.to_string())
+            }
+            DomainError::CouponNotWon => {
+                ApiError::new(409, "coupon-not-won", "Coupon not won", err.to_string())
+            }
             DomainError::NotMissed => ApiError::new(409, "not-missed", "Date not missed", err.to_string()),
             DomainError::MakeupLimitReached { .. } => ApiError::new(
                 409,

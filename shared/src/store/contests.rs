@@ -149,7 +149,7 @@ pub struct Fulfilment {
 }
 
 impl Fulfilment {
-    fn item(&self) -> Result<Item, StoreError> {
+    pub(crate) fn item(&self) -> Result<Item, StoreError> {
         let mut item = to_item_with_key(&keys::fulfilment(&self.fulfilment_id), self)?;
         item.insert(
             "gsi1pk".into(),
@@ -423,18 +423,13 @@ impl Store {
     /// The home screen's contests: the live ones its first read listed, with my entry in each
     /// (the home screen's second read: one batch of my own items). `index` is the contests index
     /// the first read saw (who is in without joining).
-    pub async fn home_contests(
+    pub(crate) fn contest_cards(
         &self,
         user: &UserId,
         live: &[crate::domain::home::IndexEntry],
         index: &ContestIndex,
+        found: &std::collections::HashMap<Key, Item>,
     ) -> Result<Vec<ContestCard>, crate::Error> {
-        if live.is_empty() {
-            return Ok(vec![]);
-        }
-        let found = self
-            .read_items(live.iter().map(|c| keys::contest_entry(user, &c.id)).collect())
-            .await?;
         let mut cards = Vec::new();
         for contest in live {
             let entry: Option<BoardEntry> = found

@@ -19,6 +19,12 @@
 //! | team            | `CONTEST#<id>#TEAM#<team>` | `TEAM`         |
 //! | team code       | `TEAMCODE#<code>`   | `CODE`                |
 //! | fulfilment      | `FULFILMENT#<id>`   | `FULFILMENT`          |
+//! | draw            | `DRAW#<id>`         | `CONFIG`              |
+//! | stock item      | `DRAW#<id>#STOCK#<prize>#<split>` | `STOCK` |
+//! | code pool       | `DRAW#<id>#CODES#<prize>` | `POOL`, `CODE#<n:010>` |
+//! | coupon          | `COUPON#<code>`     | `COUPON`              |
+//! | member's draw   | `USER#<user>`       | `DRAW#<draw>`         |
+//! | spin            | `USER#<user>`       | `SPIN#<draw>#<n:010>` |
 //!
 //! See docs/data-model.md for the whole product's layout, including the entities later issues add.
 
@@ -275,6 +281,48 @@ pub fn referral_due(invitee: &UserId, at: chrono::DateTime<chrono::Utc>) -> (Str
     (referrals_due(shard), format!("{}#{invitee}", instant(at)))
 }
 
+/// A draw's configuration, secret seed and version.
+pub fn draw(id: &str) -> Key {
+    Key::new(format!("DRAW#{id}"), "CONFIG")
+}
+
+/// The `gsi1` partition listing every draw (the admin listing), by end.
+pub const DRAWS_ALL: &str = "DRAWS";
+
+/// One stock item of a prize: its own partition, so winners of one prize spread over items.
+pub fn draw_stock(draw: &str, prize: &str, split: u32) -> Key {
+    Key::new(format!("DRAW#{draw}#STOCK#{prize}#{split}"), "STOCK")
+}
+
+/// A coupon prize's pool: how many codes were numbered.
+pub fn code_pool(draw: &str, prize: &str) -> Key {
+    Key::new(format!("DRAW#{draw}#CODES#{prize}"), "POOL")
+}
+
+/// A coupon prize's code by number (numbered at upload).
+pub fn numbered_code(draw: &str, prize: &str, number: u64) -> Key {
+    Key::new(format!("DRAW#{draw}#CODES#{prize}"), format!("CODE#{number:010}"))
+}
+
+/// A coupon code, unique across all draws: its draw, prize, number, winner and redemption.
+pub fn coupon(code: &str) -> Key {
+    Key::new(format!("COUPON#{code}"), "COUPON")
+}
+
+/// A member's state in a draw (spins, the day's counters, pity, prizes won).
+pub fn member_draw(user: &UserId, draw: &str) -> Key {
+    Key::new(user_pk(user), format!("DRAW#{draw}"))
+}
+
+pub fn spin_prefix(draw: &str) -> String {
+    format!("SPIN#{draw}#")
+}
+
+/// A member's spin of a draw, by number.
+pub fn spin(user: &UserId, draw: &str, number: u64) -> Key {
+    Key::new(user_pk(user), format!("{}{number:010}", spin_prefix(draw)))
+}
+
 /// The `gsi1` partition listing fulfilments of one source in one status.
 pub fn fulfilments_of(source: &str, status: &str) -> String {
     format!("FULFIL#{source}#{status}")
@@ -339,6 +387,16 @@ pub mod business {
     /// The invitee's reward taken back by a revoke: once per invitee, ever.
     pub fn referral_revoke(invitee: &UserId) -> String {
         format!("referral-revoke#{invitee}")
+    }
+
+    /// The cost of a member's `n`th spin of a draw.
+    pub fn spin(draw: &str, user: &UserId, n: u64) -> String {
+        format!("spin#{draw}#{user}#{n}")
+    }
+
+    /// The points prize of a member's `n`th spin of a draw.
+    pub fn spin_prize(draw: &str, user: &UserId, n: u64) -> String {
+        format!("spin-prize#{draw}#{user}#{n}")
     }
 
     /// A contest prize: one per member per contest, ever.

@@ -4,6 +4,7 @@ mod boards;
 mod cache;
 mod checkin;
 mod contests;
+mod draws;
 pub mod keys;
 mod leaderboards;
 pub mod ledger;
@@ -34,6 +35,10 @@ pub use checkin::{CheckinDay, CheckinMonth, CheckinOutcome, MakeupOutcome};
 pub use contests::{
     AdminContest, ContestCard, ContestView, Fulfilment, FulfilmentStatus, MyResult, ResultRow, Results,
     TeamView,
+};
+pub use draws::{
+    AdminDraw, CodesUploaded, Coupon, Draw, DrawCard, DrawStatus, DrawView, MAX_CODES_PER_UPLOAD, PrizeOdds,
+    Proof, Reveal, Spin, SpinAnswer, SpinPage, WonPrize,
 };
 pub use keys::Key;
 pub use leaderboards::{BoardPage, BoardRow, ContestResult, MyStanding, Neighbour};

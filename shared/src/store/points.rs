@@ -617,6 +617,8 @@ pub struct Home {
     /// second round trip by the features that fill them (see `domain::home`).
     pub contests: Vec<crate::domain::home::IndexEntry>,
     pub draws: Vec<crate::domain::home::IndexEntry>,
+    /// The draws index as read (what the draw cards show, and their limits).
+    pub draws_index: crate::domain::draws::DrawIndex,
     /// The same contests index item, read as the earn path reads it (who is in without joining).
     pub contests_index: crate::domain::contests::ContestIndex,
     /// The member's referral code, once made.
@@ -626,6 +628,37 @@ pub struct Home {
 }
 
 impl Store {
+    /// Read 2 of the home screen (`domain::home`): my entries in the live contests and my state
+    /// in the open draws, in one batch read (none when nothing is live).
+    pub async fn home_cards(
+        &self,
+        user: &UserId,
+        home: &Home,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<super::ContestCard>, Vec<super::DrawCard>), crate::Error> {
+        let mut wanted: Vec<Key> = home
+            .contests
+            .iter()
+            .map(|c| keys::contest_entry(user, &c.id))
+            .collect();
+        wanted.extend(
+            home.draws_index
+                .open(now)
+                .iter()
+                .map(|d| keys::member_draw(user, &d.id)),
+        );
+        let found = match wanted.is_empty() {
+            true => Default::default(),
+            false => self.read_items(wanted).await?,
+        };
+        let ladder = home.tiers.config();
+        let extra = ladder.tier(home.account.tier.as_deref()).extra_daily_spins;
+        Ok((
+            self.contest_cards(user, &home.contests, &home.contests_index, &found)?,
+            self.home_draw_cards(user, &home.draws_index, &found, extra, now)?,
+        ))
+    }
+
     /// The home screen: the account (brought up to date), the tier ladder, the default check-in
     /// campaign's status, the profile and the home indexes in one consistent `BatchGetItem`
     /// (configuration from the process's cache when fresh), plus a write only when a release or
@@ -665,6 +698,7 @@ impl Store {
                         },
                         contests: live(&keys::contests_index())?,
                         draws: live(&keys::draws_index())?,
+                        draws_index: snap.get(&keys::draws_index())?.unwrap_or_default(),
                         contests_index: snap.get(&keys::contests_index())?.unwrap_or_default(),
                         referral_code: snap
                             .get::<super::Referrer>(&keys::referrer(user))?

@@ -46,6 +46,10 @@ fn referrals(app: &App, req: Request) -> HandlerFuture<'_> {
     Box::pin(referrals::handle(app, req))
 }
 
+fn draws(app: &App, req: Request) -> HandlerFuture<'_> {
+    Box::pin(draws::handle(app, req))
+}
+
 /// What a scheduled function answered (its JSON result, or its `Diagnostic` as text).
 pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send + 'a>>;
 pub type Job = for<'a> fn(&'a App, EventBridgeEvent) -> JobFuture<'a>;
@@ -109,6 +113,11 @@ pub fn functions() -> Vec<Function> {
             logical_id: "ReferralsFunction",
             routes: referrals::ROUTES,
             handler: referrals,
+        },
+        Function {
+            logical_id: "DrawsFunction",
+            routes: draws::ROUTES,
+            handler: draws,
         },
     ]
 }

@@ -16,6 +16,7 @@ fn prize(id: &str, kind: PrizeKind, weight: u32) -> Prize {
         stock: None,
         per_member_max: None,
         rare: false,
+        splits: None,
     }
 }
 
