@@ -133,8 +133,13 @@ async fn every_operation_on_a_long_dormant_account_fits_its_transactions() {
     let env = TestEnv::new().await;
     let seeder = app(&e2e::endpoint(), &env.table);
     let ops = [
-        "points", "me", "ledger", "checkin", "makeup", "purchase", "hold", "reversal", "capture",
+        "points", "me", "ledger", "checkin", "makeup", "purchase", "hold", "reversal", "capture", "spin",
     ];
+    seeder
+        .store
+        .put_draw("dormant", dormant_draw(), at("2046-11-01T00:00:00Z"))
+        .await
+        .unwrap();
     e2e::concurrently(ops.len(), |i| {
         let seeder = seeder.clone();
         async move { seed_dormant(&seeder, &format!("d-{i}")).await }
@@ -211,6 +216,10 @@ async fn every_operation_on_a_long_dormant_account_fits_its_transactions() {
                 let path = format!("/v1/admin/points/holds/{id}/capture");
                 request(&api, Method::POST, &path, &shop, now, "c", None).await
             }
+            "spin" => {
+                let path = "/v1/draws/dormant/spins";
+                request(&api, Method::POST, path, &member, now, "s", Some(json!({}))).await
+            }
             other => unreachable!("{other}"),
         };
         // Everything expired: holds, make-ups and captures are refused after the housekeeping.
@@ -240,6 +249,87 @@ async fn every_operation_on_a_long_dormant_account_fits_its_transactions() {
             own <= MAX_INLINE_HOUSEKEEPING,
             "{op}: {own} housekeeping actions in its own transaction"
         );
+    }
+}
+
+/// A draw open in January 2047 with a free spin a day (a dormant member has no points left).
+fn dormant_draw() -> shared::domain::draws::DrawSpec {
+    serde_json::from_value(json!({
+        "title": "Dormant wheel",
+        "starts_at": "2046-12-01T00:00:00Z",
+        "ends_at": "2047-02-01T00:00:00Z",
+        "free_per_day": 1,
+        "daily_limit": 1,
+        "prizes": [
+            {"prize_id": "pts", "name": "5 points", "kind": "points", "value": 5, "weight": 1},
+            {"prize_id": "thanks", "name": "Thanks", "kind": "nothing", "weight": 1}
+        ],
+        "consolation": "thanks"
+    }))
+    .unwrap()
+}
+
+/// A paid spin's transaction at its largest: the cost and a points prize (guard and entry each),
+/// or the cost and a coupon (its stock item and the coupon), with the account, the idempotency
+/// record, the member's draw state and the spin record: 8 actions, + 20 for housekeeping and 2
+/// for a tier move at most.
+#[tokio::test]
+async fn a_paid_spin_is_eight_actions_at_most() {
+    let env = TestEnv::new().await;
+    let store = &env.app.store;
+    let draw = |prize: Value| -> shared::domain::draws::DrawSpec {
+        serde_json::from_value(json!({
+            "title": "Paid wheel",
+            "starts_at": "2026-11-24T00:00:00Z",
+            "ends_at": "2026-11-30T00:00:00Z",
+            "cost": 10,
+            "daily_limit": 5,
+            "prizes": [prize, {"prize_id": "thanks", "name": "Thanks", "kind": "nothing", "weight": 0}],
+            "consolation": "thanks"
+        }))
+        .unwrap()
+    };
+    let points = json!({"prize_id": "pts", "name": "5 points", "kind": "points", "value": 5, "weight": 1});
+    let coupon = json!({"prize_id": "cp", "name": "Coupon", "kind": "coupon", "weight": 1});
+    store
+        .put_draw("points", draw(points), at("2026-11-23T00:00:00Z"))
+        .await
+        .unwrap();
+    store
+        .put_draw("coupon", draw(coupon), at("2026-11-23T00:00:00Z"))
+        .await
+        .unwrap();
+    store
+        .upload_codes("coupon", "cp", vec!["CP-1".into()])
+        .await
+        .unwrap();
+    env.seed_points("ann", 100).await;
+    let proxy = FaultProxy::start(e2e::endpoint(), Arc::new(|_, _| None)).await;
+    let recorded = e2e::app_for(shared::store::local_client(&proxy.endpoint), &env.table);
+    for id in ["points", "coupon"] {
+        let from = proxy.total();
+        let call = IdempotentCall {
+            key: keys::idempotency("member:ann", id),
+            request_hash: id.into(),
+        };
+        let answer = recorded
+            .store
+            .spin(&e2e::user("ann"), id, "", &call, at("2026-11-24T04:00:00Z"))
+            .await
+            .unwrap();
+        assert!(answer.contains("\"payment\":\"paid\""), "{answer}");
+        let sizes: Vec<usize> = proxy
+            .since(from)
+            .iter()
+            .filter(|c| c.operation == "TransactWriteItems")
+            .map(|c| {
+                serde_json::from_str::<Value>(&c.body).unwrap()["TransactItems"]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            })
+            .collect();
+        assert_eq!(sizes, [8], "{id}");
     }
 }
 

@@ -15,7 +15,8 @@ use local_api::template::Template;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-const FUNCTIONS: [&str; 8] = [
+const FUNCTIONS: [&str; 9] = [
+    "DrawsFunction",
     "ReferralsFunction",
     "ContestsFunction",
     "SettleContestsFunction",
@@ -408,6 +409,7 @@ async fn tour(r: &Recorded) {
     );
     contests_tour(r).await;
     referrals_tour(r).await;
+    draws_tour(r).await;
     // A hold that times out, released by the next read; much later, expiry by a read.
     let hold = json!({ "user_id": "amy", "amount": 10, "ref": "cart-2" });
     ok(
@@ -462,6 +464,142 @@ async fn tour(r: &Recorded) {
 
 /// Referrals: the program put and read, a code made by the home screen and by the referral page,
 /// a claim.
+/// Every draw route: config, codes, the shop's coupon calls, odds, spins (free, paid, a coupon
+/// won, a physical prize to fulfil), shares, my spins, the reveal.
+async fn draws_tour(r: &Recorded) {
+    let admin = admin_token("ops");
+    let ok = |reply: Reply, what: &str| {
+        assert!(matches!(reply.status, 200 | 201), "{what}: {}", reply.body);
+        reply
+    };
+    let spec = json!({
+        "title": "Tour wheel",
+        "starts_at": "2026-11-19T00:00:00Z",
+        "ends_at": "2026-11-22T00:00:00Z",
+        "cost": 1,
+        "free_per_day": 1,
+        "daily_limit": 20,
+        "prizes": [
+            {"prize_id": "mug", "name": "Mug", "kind": "physical", "weight": 1, "stock": 1, "splits": 2, "rare": true},
+            {"prize_id": "voucher", "name": "Voucher", "kind": "coupon", "weight": 1},
+            {"prize_id": "pts", "name": "5 points", "kind": "points", "value": 5, "weight": 1},
+            {"prize_id": "thanks", "name": "Thanks", "kind": "nothing", "weight": 1}
+        ],
+        "consolation": "thanks"
+    });
+    ok(
+        r.send(Method::PUT, "/v1/admin/draws/tour", &admin, T0, None, Some(&spec))
+            .await,
+        "put draw",
+    );
+    ok(
+        r.send(Method::GET, "/v1/admin/draws", &admin, T0, None, None)
+            .await,
+        "list draws",
+    );
+    let codes = json!({ "codes": ["TOUR-1", "TOUR-2"] });
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/admin/draws/tour/prizes/voucher/codes",
+            &admin,
+            T0,
+            None,
+            Some(&codes),
+        )
+        .await,
+        "codes",
+    );
+    let fan = member_token("fan");
+    ok(
+        r.send(Method::GET, "/v1/draws", &fan, T0, None, None).await,
+        "open draws",
+    );
+    ok(
+        r.send(Method::GET, "/v1/draws/tour", &fan, T0, None, None).await,
+        "odds",
+    );
+    ok(
+        r.send(Method::POST, "/v1/draws/tour/shares", &fan, T0, None, None)
+            .await,
+        "share",
+    );
+    // Spins until a coupon and the mug were won (free ones, then 1 point each: the fan earned
+    // points in the tour's other parts or gets them here).
+    let grant = json!({ "user_id": "fan", "amount": 100, "reason": "tour", "ref": "draws" });
+    ok(
+        r.send(
+            Method::POST,
+            "/v1/admin/points/grants",
+            &service_token("shop"),
+            T0,
+            Some("fan-draws"),
+            Some(&grant),
+        )
+        .await,
+        "points for spins",
+    );
+    let mut code = None;
+    for i in 0..20 {
+        let key = format!("spin-{i}");
+        let spin = ok(
+            r.send(
+                Method::POST,
+                "/v1/draws/tour/spins",
+                &fan,
+                T0,
+                Some(&key),
+                Some(&json!({})),
+            )
+            .await,
+            "spin",
+        );
+        if let Some(c) = spin.body["spin"]["code"].as_str() {
+            code = Some(c.to_owned());
+        }
+    }
+    ok(
+        r.send(Method::GET, "/v1/draws/tour/spins?limit=5", &fan, T0, None, None)
+            .await,
+        "my spins",
+    );
+    let shop = e2e::scoped_service_token("shop", draws::COUPONS_SCOPE);
+    let code = code.unwrap_or_else(|| "TOUR-1".to_owned());
+    ok(
+        r.send(
+            Method::GET,
+            &format!("/v1/admin/coupons/{code}"),
+            &shop,
+            T0,
+            None,
+            None,
+        )
+        .await,
+        "coupon",
+    );
+    r.send(
+        Method::POST,
+        &format!("/v1/admin/coupons/{code}/redeem"),
+        &shop,
+        T0,
+        None,
+        None,
+    )
+    .await;
+    ok(
+        r.send(
+            Method::GET,
+            "/v1/draws/tour/reveal",
+            &fan,
+            "2026-11-23T00:00:00Z",
+            None,
+            None,
+        )
+        .await,
+        "reveal",
+    );
+}
+
 async fn referrals_tour(r: &Recorded) {
     let admin = admin_token("ops");
     let ok = |reply: Reply, what: &str| {

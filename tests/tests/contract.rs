@@ -24,6 +24,7 @@ fn template_openapi_and_handlers_name_the_same_routes() {
         leaderboards::ROUTES,
         contests::ROUTES,
         referrals::ROUTES,
+        draws::ROUTES,
     ]
     .concat()
     .into_iter()

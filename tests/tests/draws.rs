@@ -507,10 +507,321 @@ async fn every_spin_is_reproduced_by_the_verifier_and_a_tampered_one_is_not() {
     );
     draw_verify::verify(&reveal, &odds, "ann", &spins).unwrap();
     let mut tampered = spins.clone();
-    tampered[3]["prize"]["prize_id"] = "phone".into();
-    tampered[3]["proof"]["drawn"] = "phone".into();
+    let other = if tampered[3]["prize"]["prize_id"] == "points" {
+        "thanks"
+    } else {
+        "points"
+    };
+    tampered[3]["prize"]["prize_id"] = other.into();
+    tampered[3]["proof"]["drawn"] = other.into();
+    tampered[3]["proof"]["why"] = "drawn".into();
     assert!(draw_verify::verify(&reveal, &odds, "ann", &tampered).is_err());
     let mut wrong_seed = reveal.clone();
     wrong_seed["server_seed"] = "00".repeat(32).into();
     assert!(draw_verify::verify(&wrong_seed, &odds, "ann", &spins).is_err());
+}
+
+/// The whole story through the local API with the dev clock: create, spin free, run out of
+/// free spins, pay with points, share for a bonus, hit the daily limit, a stock-out falling back
+/// to the consolation, a coupon looked up and redeemed by the shop, the end, the reveal, and
+/// both verifiers re-deriving a member's history (and refusing a tampered one).
+mod story {
+    use super::*;
+    use e2e::{TestApi, admin_token, member_token, scoped_service_token};
+    use serde_json::{Value, json};
+
+    const ADMIN: &str = "2026-11-23T00:00:00Z";
+    const DAY1: &str = "2026-11-24T02:00:00Z";
+    const DAY2: &str = "2026-11-25T02:00:00Z";
+    const AFTER: &str = "2026-11-27T00:00:00Z";
+
+    async fn spin(api: &TestApi, who: &str, key: &str, now: &str, body: Value) -> e2e::Reply {
+        let builder = api
+            .request(reqwest::Method::POST, "/v1/draws/spring/spins")
+            .bearer_auth(member_token(who))
+            .header("x-debug-now", now)
+            .header("idempotency-key", key)
+            .json(&body);
+        api.send(builder).await
+    }
+
+    fn spring() -> Value {
+        json!({
+            "title": "Spring lottery",
+            "starts_at": "2026-11-24T00:00:00Z",
+            "ends_at": "2026-11-26T00:00:00Z",
+            "cost": 20,
+            "free_per_day": 1,
+            "daily_limit": 3,
+            "prizes": [
+                {"prize_id": "phone", "name": "Phone", "kind": "physical", "weight": 60, "stock": 1, "rare": true},
+                {"prize_id": "voucher", "name": "10 yuan off", "kind": "coupon", "weight": 15, "splits": 2},
+                {"prize_id": "points", "name": "50 points", "kind": "points", "value": 50, "weight": 10},
+                {"prize_id": "thanks", "name": "Thanks", "kind": "nothing", "weight": 15}
+            ],
+            "consolation": "thanks",
+            "pity": {"after": 4}
+        })
+    }
+
+    #[tokio::test]
+    async fn a_draw_from_creation_to_verified_reveal_through_the_api() {
+        let env = TestEnv::new().await;
+        let api = env.spawn_api().await;
+        let admin = admin_token("boss");
+        let put = api
+            .send_json(
+                reqwest::Method::PUT,
+                "/v1/admin/draws/spring",
+                &admin,
+                ADMIN,
+                &spring(),
+            )
+            .await;
+        assert_eq!(put.status, 201, "{}", put.body);
+        let commitment = put.body["commitment"].as_str().unwrap().to_owned();
+        assert_eq!(put.body["status"], "upcoming");
+        let codes = json!({"codes": ["SPRING-A", "SPRING-B", "SPRING-C"]});
+        let up = api
+            .post(
+                "/v1/admin/draws/spring/prizes/voucher/codes",
+                &admin,
+                ADMIN,
+                &codes,
+            )
+            .await;
+        assert_eq!(
+            (up.status, up.body["added"].as_u64()),
+            (200, Some(3)),
+            "{}",
+            up.body
+        );
+        // Members see the odds and the commitment, never the seed.
+        let view = api
+            .get("/v1/draws/spring", Some(&member_token("ann")), Some(DAY1))
+            .await;
+        assert_eq!(view.status, 200);
+        assert_eq!(view.body["commitment"], commitment.as_str());
+        assert_eq!(view.body["prizes"][0]["probability"], "0.600000");
+        assert_eq!(
+            (
+                view.body["spins_left_today"].as_u64(),
+                view.body["free_spins_left_today"].as_u64()
+            ),
+            (Some(3), Some(1))
+        );
+        assert!(
+            !view.body.to_string().contains("seed\":"),
+            "no seed before the end"
+        );
+        // Before the start: not open.
+        spin(&api, "ann", "early", ADMIN, json!({}))
+            .await
+            .assert_problem(409, "draw-not-open");
+        // A free spin; the same key answers the same.
+        let first = spin(&api, "ann", "k1", DAY1, json!({"client_seed": "lucky ann"})).await;
+        assert_eq!(first.status, 200, "{}", first.body);
+        assert_eq!(first.body["spin"]["payment"], "free");
+        let again = spin(&api, "ann", "k1", DAY1, json!({"client_seed": "lucky ann"})).await;
+        assert_eq!(again.body, first.body);
+        spin(&api, "ann", "k1", DAY1, json!({"client_seed": "other"}))
+            .await
+            .assert_problem(409, "idempotency-key-reused");
+        // Out of free spins: the next one costs 20 points she does not have.
+        spin(&api, "ann", "k2", DAY1, json!({}))
+            .await
+            .assert_problem(409, "insufficient-points");
+        env.seed_points("ann", 100).await;
+        let paid = spin(&api, "ann", "k2", DAY1, json!({})).await;
+        assert_eq!(
+            (
+                paid.body["spin"]["payment"].as_str(),
+                paid.body["spin"]["cost"].as_i64()
+            ),
+            (Some("paid"), Some(20))
+        );
+        // Sharing gives one free spin, once a day.
+        let share = api
+            .post("/v1/draws/spring/shares", &member_token("ann"), DAY1, &json!({}))
+            .await;
+        assert_eq!(share.body["free_spins_left_today"], 1, "{}", share.body);
+        api.post("/v1/draws/spring/shares", &member_token("ann"), DAY1, &json!({}))
+            .await
+            .assert_problem(429, "share-limit-reached");
+        let bonus = spin(&api, "ann", "k3", DAY1, json!({})).await;
+        assert_eq!(bonus.body["spin"]["payment"], "free");
+        assert_eq!(bonus.body["spins_left_today"], 0);
+        spin(&api, "ann", "k4", DAY1, json!({}))
+            .await
+            .assert_problem(429, "spin-limit-reached");
+        // The home screen lists the draw with her spins left.
+        let me = api.get("/v1/me", Some(&member_token("ann")), Some(DAY1)).await;
+        assert_eq!(me.body["draws"][0]["draw_id"], "spring", "{}", me.body);
+        assert_eq!(me.body["draws"][0]["spins_left_today"], 0);
+        // Others spin (free, then paid) until the phone has run out and a drawn phone falls back.
+        let mut fell_back = false;
+        let mut voucher = None;
+        'members: for m in 0..15 {
+            let who = format!("m{m}");
+            env.seed_points(&who, 100).await;
+            for k in 0..3 {
+                let reply = spin(&api, &who, &format!("k{k}"), DAY2, json!({})).await;
+                assert_eq!(reply.status, 200, "{}", reply.body);
+                let s = &reply.body["spin"];
+                if s["proof"]["why"] == "out_of_stock" && s["proof"]["drawn"] == "phone" {
+                    assert_eq!(s["prize"]["prize_id"], "thanks");
+                    assert_eq!(s["proof"]["out_of_stock"], json!(["phone"]));
+                    fell_back = true;
+                }
+                if let Some(code) = s["code"].as_str() {
+                    voucher = Some(code.to_owned());
+                }
+                if fell_back && voucher.is_some() {
+                    break 'members;
+                }
+            }
+        }
+        assert!(
+            fell_back,
+            "a drawn phone fell back to the consolation once it ran out"
+        );
+        // The phone's winner is listed to ship.
+        let ship = api
+            .get(
+                "/v1/admin/fulfilments?source=draw:spring&status=to_fulfil",
+                Some(&admin),
+                Some(DAY2),
+            )
+            .await;
+        assert_eq!(
+            ship.body["fulfilments"].as_array().unwrap().len(),
+            1,
+            "{}",
+            ship.body
+        );
+        // The shop looks the coupon up and redeems it once.
+        let shop = scoped_service_token("shop", draws::COUPONS_SCOPE);
+        if let Some(code) = voucher {
+            let coupon = api
+                .get(&format!("/v1/admin/coupons/{code}"), Some(&shop), Some(DAY2))
+                .await;
+            assert_eq!(
+                (coupon.status, coupon.body["redeemed"].as_bool()),
+                (200, Some(false)),
+                "{}",
+                coupon.body
+            );
+            let path = format!("/v1/admin/coupons/{code}/redeem");
+            assert_eq!(api.post(&path, &shop, DAY2, &json!({})).await.status, 200);
+            api.post(&path, &shop, DAY2, &json!({}))
+                .await
+                .assert_problem(409, "coupon-redeemed");
+        }
+        api.get(
+            "/v1/admin/coupons/SPRING-A",
+            Some(&member_token("ann")),
+            Some(DAY2),
+        )
+        .await
+        .assert_problem(403, "forbidden");
+        // The reveal waits for the end.
+        api.get("/v1/draws/spring/reveal", Some(&member_token("ann")), Some(DAY2))
+            .await
+            .assert_problem(409, "draw-not-ended");
+        let reveal = api
+            .get("/v1/draws/spring/reveal", Some(&member_token("ann")), Some(AFTER))
+            .await;
+        assert_eq!(reveal.status, 200);
+        assert!(reveal.body["ran_out"]["phone"].is_string(), "{}", reveal.body);
+        // Ann's history, page by page, as the app would fetch it.
+        let mut spins = vec![];
+        let mut path = "/v1/draws/spring/spins?limit=2".to_owned();
+        loop {
+            let page = api.get(&path, Some(&member_token("ann")), Some(AFTER)).await;
+            spins.extend(page.body["spins"].as_array().unwrap().iter().cloned());
+            match page.body["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/v1/draws/spring/spins?limit=2&cursor={cursor}"),
+                None => break,
+            }
+        }
+        assert_eq!(spins.len(), 3);
+        let odds = api
+            .get("/v1/draws/spring", Some(&member_token("ann")), Some(AFTER))
+            .await
+            .body;
+        let dir = std::env::temp_dir().join(format!("draw-story-{}", env.table));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, value: &Value| {
+            let path = dir.join(name);
+            std::fs::write(&path, value.to_string()).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let files = [
+            write("reveal.json", &reveal.body),
+            write("draw.json", &odds),
+            write("spins.json", &json!({"spins": spins})),
+        ];
+        let mut tampered = spins.clone();
+        // A spin claiming another prize than the seed gives.
+        let other = if tampered[0]["prize"]["prize_id"] == "points" {
+            "thanks"
+        } else {
+            "points"
+        };
+        tampered[0]["prize"]["prize_id"] = other.into();
+        tampered[0]["proof"]["drawn"] = other.into();
+        tampered[0]["proof"]["why"] = "drawn".into();
+        let forged = write("forged.json", &json!({"spins": tampered}));
+        let mut bad_seed = reveal.body.clone();
+        bad_seed["server_seed"] = "11".repeat(32).into();
+        let bad_seed = write("bad-seed.json", &bad_seed);
+        let cli = |reveal: &str, spins: &str| {
+            let args: Vec<String> = [
+                "--reveal", reveal, "--draw", &files[1], "--spins", spins, "--member", "ann",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            draw_verify::run(&args)
+        };
+        let python = |reveal: &str, spins: &str| {
+            let script = local_api::repo_root().join("tools/verify_draw.py");
+            std::process::Command::new("python3")
+                .arg(script)
+                .args([
+                    "--reveal", reveal, "--draw", &files[1], "--spins", spins, "--member", "ann",
+                ])
+                .status()
+                .expect("python3")
+                .code()
+        };
+        assert_eq!(cli(&files[0], &files[2]), 0, "the Rust verifier");
+        assert_eq!(python(&files[0], &files[2]), Some(0), "the Python verifier");
+        assert_eq!(cli(&files[0], &forged), 1);
+        assert_eq!(python(&files[0], &forged), Some(1));
+        assert_eq!(cli(&bad_seed, &files[2]), 1);
+        assert_eq!(python(&bad_seed, &files[2]), Some(1));
+    }
+}
+
+/// A spin on a warm function (the draw's configuration cached, as it is for 30 s): one batch
+/// read and one transaction; a cold one reads the draw first. A coupon win reads its code in a
+/// second batch.
+#[tokio::test]
+async fn a_spin_is_one_read_and_one_write_on_a_warm_function() {
+    let env = TestEnv::new().await;
+    env.app.store.put_draw("rush", rush(), at(SETUP)).await.unwrap();
+    env.seed_points("ann", 100).await;
+    let proxy = FaultProxy::start(e2e::endpoint(), Arc::new(|_, _| None)).await;
+    let app = e2e::app_for(shared::store::local_client(&proxy.endpoint), &env.table);
+    let ops = |from: usize| {
+        let mut ops: Vec<String> = proxy.since(from).into_iter().map(|c| c.operation).collect();
+        ops.sort();
+        ops
+    };
+    spin(&app.store, "ann", "cold", at(SPIN)).await.unwrap();
+    assert_eq!(ops(0), ["BatchGetItem", "GetItem", "TransactWriteItems"], "cold");
+    let from = proxy.total();
+    spin(&app.store, "ann", "warm", at(SPIN)).await.unwrap();
+    assert_eq!(ops(from), ["BatchGetItem", "TransactWriteItems"], "warm");
 }

@@ -17,6 +17,10 @@ const SAMPLE_TEAM_CODE: &str = "7KQ2M9XD";
 /// The team contest the team samples act on (events/setup/).
 const TEAM_CONTEST: &str = "setup/put-v1-admin-contests-team-relay.json";
 const SOLO_CONTEST: &str = "put-v1-admin-contests-contest_id.json";
+/// The draw the draw samples act on, its codes and a spin.
+const DRAW: &str = "put-v1-admin-draws-draw_id.json";
+const CODES: &str = "post-v1-admin-draws-draw_id-prizes-prize_id-codes.json";
+const SPIN: &str = "post-v1-draws-draw_id-spins.json";
 /// The referral code in the claim sample, replaced by the code of a member the test sets up.
 const SAMPLE_REFERRAL_CODE: &str = "K7M2-Q9XD";
 
@@ -232,6 +236,36 @@ fn expectation(file: &str) -> Option<Expect> {
                 "post-v1-referrals-claim.json",
             ],
         ),
+        "put-v1-admin-draws-draw_id.json" => after(201, &["draw_id", "status", "commitment", "prizes"], &[]),
+        "get-v1-admin-draws.json" => after(200, &["draws"], &[DRAW]),
+        "post-v1-admin-draws-draw_id-prizes-prize_id-codes.json" => {
+            after(200, &["prize_id", "added", "already", "total"], &[DRAW])
+        }
+        "get-v1-admin-coupons-code.json" => after(
+            200,
+            &["code", "draw_id", "prize_id", "number", "redeemed"],
+            &[DRAW, CODES],
+        ),
+        // Nobody has won the sample code on a fresh table: the sample shows the refusal.
+        "post-v1-admin-coupons-code-redeem.json" => after(409, &["type", "title"], &[DRAW, CODES]),
+        "get-v1-draws.json" => after(200, &["draws"], &[DRAW]),
+        "get-v1-draws-draw_id.json" => after(
+            200,
+            &["draw_id", "prizes", "commitment", "spins_left_today"],
+            &[DRAW],
+        ),
+        "post-v1-draws-draw_id-spins.json" => after(
+            200,
+            &["spin", "spins_left_today", "free_spins_left_today", "balance"],
+            &[DRAW],
+        ),
+        "get-v1-draws-draw_id-spins.json" => after(200, &["spins", "next_cursor"], &[DRAW, SPIN]),
+        "post-v1-draws-draw_id-shares.json" => {
+            after(200, &["spins_left_today", "free_spins_left_today"], &[DRAW])
+        }
+        "get-v1-draws-draw_id-reveal.json" => {
+            after(200, &["server_seed", "commitment", "ran_out"], &[DRAW, SPIN])
+        }
         _ => None,
     }
 }

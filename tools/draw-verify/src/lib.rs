@@ -7,6 +7,46 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::domain::draws::{self, DrawSpec, MemberOdds, Pity, Prize, PrizeKind, Why};
 
+/// The command line (`--reveal FILE --draw FILE --spins FILE --member ID`): prints the verdict
+/// and returns the exit status (0 all match, 1 a mismatch, 2 bad input).
+pub fn run(args: &[String]) -> u8 {
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let (Some(reveal), Some(draw), Some(spins), Some(member)) =
+        (arg("--reveal"), arg("--draw"), arg("--spins"), arg("--member"))
+    else {
+        eprintln!("usage: campaign-draw-verify --reveal FILE --draw FILE --spins FILE --member ID");
+        return 2;
+    };
+    let read = |path: &str| -> Result<Value, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))
+    };
+    let (reveal, draw, spins) = match (read(&reveal), read(&draw), read(&spins)) {
+        (Ok(r), Ok(d), Ok(s)) => (r, d, s),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    match verify(&reveal, &draw, &member, &spins) {
+        Ok(n) => {
+            println!("verified {n} spins: every outcome follows from the revealed seed");
+            0
+        }
+        Err(problems) => {
+            for p in problems {
+                println!("MISMATCH {p}");
+            }
+            1
+        }
+    }
+}
+
 /// Checks every spin; returns how many were checked, or every mismatch found.
 pub fn verify(reveal: &Value, draw: &Value, member: &str, spins: &Value) -> Result<usize, Vec<String>> {
     let mut problems = vec![];

@@ -111,8 +111,39 @@ fn invalid_draws() {
         }),
         "pity"
     );
+    assert_eq!(
+        bad(|s| {
+            s.prizes[2].kind = PrizeKind::Coupon;
+            s.prizes[2].stock = Some(5);
+        }),
+        "stock"
+    );
+    assert_eq!(bad(|s| s.prizes[0].splits = Some(0)), "splits");
+    assert_eq!(bad(|s| s.prizes[0].splits = Some(MAX_SPLITS + 1)), "splits");
+    assert_eq!(bad(|s| s.prizes[1].splits = Some(2)), "splits");
+    assert_eq!(
+        bad(|s| {
+            s.prizes = (0..12)
+                .map(|i| Prize {
+                    stock: Some(10),
+                    splits: Some(8),
+                    ..prize(&format!("p{i}"), PrizeKind::Physical, 1)
+                })
+                .chain([prize("thanks", PrizeKind::Nothing, 1)])
+                .collect();
+            s.consolation = "thanks".into();
+        }),
+        "splits"
+    );
+    assert_eq!(
+        bad(|s| {
+            s.prizes[2].kind = PrizeKind::Coupon;
+        }),
+        "consolation"
+    );
     // The edges are allowed.
     let mut edges = spec();
+    edges.prizes[0].splits = Some(MAX_SPLITS);
     edges.cost = 0;
     edges.free_per_day = 5;
     edges.share_bonus = 0;
@@ -292,4 +323,169 @@ fn stock_out_and_the_member_max_fall_back_to_the_consolation() {
     assert_eq!(a, outcome(&s, &SEED, &points, &MemberOdds::default(), |_| true));
     assert_eq!(twice.after(&s, "points").won["points"], 3);
     assert_eq!(twice.after(&s, "phone").since_rare, 0);
+}
+
+#[test]
+fn stock_spreads_over_its_items_and_members_start_at_their_own() {
+    assert_eq!(split_shares(10, 3), [4, 3, 3]);
+    assert_eq!(split_shares(2, 4), [1, 1, 0, 0]);
+    assert_eq!(split_shares(9, 1), [9]);
+    assert_eq!(split_shares(7, 0), [7]);
+    let order = split_order("u-ann", 3);
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(sorted, [0, 1, 2], "every item once");
+    assert_eq!(order[1], (order[0] + 1) % 3);
+    let starts: std::collections::BTreeSet<u32> =
+        (0..40).map(|i| split_order(&format!("m{i}"), 3)[0]).collect();
+    assert_eq!(starts.len(), 3, "members spread over the items");
+    assert_eq!(split_order("u-ann", 1), [0]);
+    // Code numbers: ranges in the order the item hands them out.
+    let ranges = [(1, 3), (10, 2)];
+    let numbers: Vec<Option<u64>> = (0..6).map(|u| code_number(&ranges, u)).collect();
+    assert_eq!(numbers, [Some(1), Some(2), Some(3), Some(10), Some(11), None]);
+    assert_eq!(validate_code("SPRING-001_a"), Ok(()));
+    for bad in ["", "a b", "x".repeat(25).as_str(), "é"] {
+        assert!(validate_code(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(validate_code(&"x".repeat(24)), Ok(()));
+    let p = |kind, stock, splits| Prize {
+        stock,
+        splits,
+        ..prize("p", kind, 1)
+    };
+    assert_eq!(p(PrizeKind::Physical, None, None).split_count(), 0);
+    assert_eq!(p(PrizeKind::Physical, Some(3), None).split_count(), 1);
+    assert_eq!(p(PrizeKind::Physical, Some(3), Some(4)).split_count(), 4);
+    assert_eq!(p(PrizeKind::Coupon, None, None).split_count(), 1);
+    assert!(is_open(&spec(), at("2026-11-25T00:00:00Z")));
+    assert!(!is_open(&spec(), at("2026-11-24T23:59:59Z")));
+    assert!(!is_open(&spec(), at("2026-12-25T00:00:00Z")));
+}
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+#[test]
+fn the_day_allows_free_then_paid_spins_up_to_the_limits() {
+    let mut s = spec();
+    s.total_limit = Some(7);
+    let d1 = day("2026-11-25");
+    let fresh = MemberDraw::default();
+    // 1 free a day + 2 extra (tier), 5 a day in all.
+    assert_eq!(
+        fresh.allowance(&s, d1, 2),
+        Allowance {
+            spins_left_today: 5,
+            free_spins_left_today: 3
+        }
+    );
+    let mut state = fresh;
+    let mut paid = vec![];
+    for _ in 0..5 {
+        let (payment, next) = state.spin(&s, d1, 2).unwrap();
+        assert_eq!(next.version, state.version + 1);
+        paid.push(payment);
+        state = next;
+    }
+    assert_eq!(
+        paid,
+        [
+            Payment::Free,
+            Payment::Free,
+            Payment::Free,
+            Payment::Paid,
+            Payment::Paid
+        ]
+    );
+    assert_eq!((state.spins, state.day_spins, state.day_free), (5, 5, 3));
+    assert_eq!(
+        state.spin(&s, d1, 2),
+        Err(DomainError::DrawLimit {
+            which: "daily",
+            limit: 5
+        })
+    );
+    // A share adds a free spin but not past the daily limit; once a day.
+    let shared = state.share(&s, d1).unwrap();
+    assert_eq!(shared.allowance(&s, d1, 2).free_spins_left_today, 0);
+    assert_eq!(shared.share(&s, d1), Err(DomainError::AlreadySharedToday));
+    // The next day: counters start again; the total limit of 7 leaves 2.
+    let d2 = day("2026-11-26");
+    assert_eq!(
+        shared.allowance(&s, d2, 0),
+        Allowance {
+            spins_left_today: 2,
+            free_spins_left_today: 1
+        }
+    );
+    let (p1, s1) = shared.spin(&s, d2, 0).unwrap();
+    assert!(!s1.shared && s1.day_bonus == 0 && s1.day == Some(d2));
+    let after_share = s1.share(&s, d2).unwrap();
+    assert_eq!(after_share.day_bonus, 1);
+    let (p2, s2) = after_share.spin(&s, d2, 0).unwrap();
+    assert_eq!((p1, p2), (Payment::Free, Payment::Free));
+    assert_eq!(
+        s2.spin(&s, day("2026-11-27"), 0),
+        Err(DomainError::DrawLimit {
+            which: "total",
+            limit: 7
+        })
+    );
+    // A free draw (cost 0): every spin within the limit is free.
+    let mut free = spec();
+    free.cost = 0;
+    free.free_per_day = 0;
+    assert_eq!(
+        MemberDraw::default()
+            .allowance(&free, d1, 0)
+            .free_spins_left_today,
+        5
+    );
+    // No share bonus: sharing is refused.
+    let mut off = spec();
+    off.share_bonus = 0;
+    assert_eq!(
+        MemberDraw::default().share(&off, d1),
+        Err(DomainError::DrawSharesOff)
+    );
+}
+
+#[test]
+fn the_index_lists_draws_not_ended_up_to_twenty() {
+    let now = at(NOW);
+    let mut index = DrawIndex::default();
+    for i in 0..MAX_OPEN_DRAWS {
+        index = index.with(&format!("d{i}"), &spec(), now).unwrap();
+    }
+    assert_eq!(index.entries.len(), MAX_OPEN_DRAWS);
+    assert_eq!(index.version, MAX_OPEN_DRAWS as u64);
+    assert_eq!(
+        index.with("one-more", &spec(), now),
+        Err(DomainError::TooManyDraws { max: MAX_OPEN_DRAWS })
+    );
+    // A change of a listed draw replaces it; an ended draw drops out.
+    let mut renamed = spec();
+    renamed.title = "Renamed".into();
+    let changed = index.with("d0", &renamed, now).unwrap();
+    assert_eq!(changed.entries.len(), MAX_OPEN_DRAWS);
+    assert!(changed.entries.iter().any(|e| e.title == "Renamed"));
+    let later = at("2026-12-25T00:00:00Z");
+    let mut next = spec();
+    next.starts_at = later;
+    next.ends_at = at("2026-12-26T00:00:00Z");
+    let after = index.with("fresh", &next, later).unwrap();
+    assert_eq!(
+        after.entries.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["fresh"]
+    );
+    assert_eq!(after.open(later).len(), 1);
+    assert!(after.open(at("2026-12-26T00:00:00Z")).is_empty());
+    let listed = &after.entries[0];
+    let limits = listed.limits();
+    assert_eq!((limits.daily_limit, limits.free_per_day, limits.cost), (5, 1, 20));
+    // An ended draw put again is not listed.
+    let ended = index.with("d1", &spec(), later).unwrap();
+    assert!(ended.entries.iter().all(|e| e.id != "d1"));
 }
