@@ -556,7 +556,7 @@ mod story {
             "prizes": [
                 {"prize_id": "phone", "name": "Phone", "kind": "physical", "weight": 60, "stock": 1, "rare": true},
                 {"prize_id": "voucher", "name": "10 yuan off", "kind": "coupon", "weight": 15, "splits": 2},
-                {"prize_id": "points", "name": "50 points", "kind": "points", "value": 50, "weight": 10},
+                {"prize_id": "points", "name": "10 points", "kind": "points", "value": 10, "weight": 10},
                 {"prize_id": "thanks", "name": "Thanks", "kind": "nothing", "weight": 15}
             ],
             "consolation": "thanks",
@@ -627,7 +627,8 @@ mod story {
         spin(&api, "ann", "k1", DAY1, json!({"client_seed": "other"}))
             .await
             .assert_problem(409, "idempotency-key-reused");
-        // Out of free spins: the next one costs 20 points she does not have.
+        // Out of free spins: the next one costs 20 points she does not have (her free spin won
+        // 10 at most).
         spin(&api, "ann", "k2", DAY1, json!({}))
             .await
             .assert_problem(409, "insufficient-points");

@@ -350,7 +350,8 @@ pub fn commitment(seed: &[u8; 32]) -> String {
     hex(&Sha256::digest(seed))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

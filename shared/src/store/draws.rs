@@ -108,10 +108,6 @@ fn from_hex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A new server seed from the operating system's randomness.
 fn new_seed() -> Result<[u8; 32], StoreError> {
     let mut seed = [0u8; 32];
@@ -549,7 +545,7 @@ impl Store {
                     Draw {
                         id: id.to_owned(),
                         spec: spec.clone(),
-                        seed: to_hex(&seed),
+                        seed: draws::hex(&seed),
                         commitment: draws::commitment(&seed),
                         created_at: now,
                         updated_at: now,
