@@ -826,3 +826,78 @@ async fn a_spin_is_one_read_and_one_write_on_a_warm_function() {
     spin(&app.store, "ann", "warm", at(SPIN)).await.unwrap();
     assert_eq!(ops(from), ["BatchGetItem", "TransactWriteItems"], "warm");
 }
+
+/// A share and a redeem whose answers are lost: the SDK sends them again, the retry's condition
+/// fails on the call's own write, and the call still answers success (once, not a 429 or 409).
+#[tokio::test]
+async fn a_share_and_a_redeem_whose_answers_are_lost_still_succeed_once() {
+    use std::sync::atomic::AtomicBool;
+    let env = TestEnv::new().await;
+    let store = env.app.store.clone();
+    store.put_draw("rush", coupons(), at(SETUP)).await.unwrap();
+    let mut shared_draw = limited();
+    shared_draw.title = "Share".into();
+    store.put_draw("share", shared_draw, at(SETUP)).await.unwrap();
+    store
+        .upload_codes("rush", "coupon", vec!["LOST-1".into()])
+        .await
+        .unwrap();
+    let code = spin(&store, "ann", "win", at(SPIN))
+        .await
+        .unwrap()
+        .spin
+        .code
+        .unwrap();
+    // The first share write and the first redeem are applied, their answers lost.
+    let (share_lost, redeem_lost) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (s, r) = (share_lost.clone(), redeem_lost.clone());
+    let proxy = FaultProxy::start_matching(
+        e2e::endpoint(),
+        Arc::new(move |op, _, body| {
+            let lose = (op == "PutItem" && body.contains("DRAW#share") && !s.swap(true, Ordering::SeqCst))
+                || (op == "UpdateItem" && body.contains("COUPON#") && !r.swap(true, Ordering::SeqCst));
+            lose.then_some(Fault::LoseResponse)
+        }),
+    )
+    .await;
+    let app = e2e::app_for(shared::store::local_client(&proxy.endpoint), &env.table);
+    let share = app
+        .store
+        .share_draw(&e2e::user("ann"), "share", at(SPIN))
+        .await
+        .unwrap();
+    assert_eq!(
+        share.free_spins_left_today, 2,
+        "the day's free spin and the bonus"
+    );
+    let redeemed = app
+        .store
+        .redeem_coupon(&code, "service:shop", at(SPIN))
+        .await
+        .unwrap();
+    assert!(redeemed.redeemed);
+    assert!(
+        proxy.calls("PutItem") >= 2 && proxy.calls("UpdateItem") >= 2,
+        "the answers were lost and retried"
+    );
+    assert!(share_lost.load(Ordering::SeqCst) && redeem_lost.load(Ordering::SeqCst));
+    // A second share and a second redeem are refused as before.
+    let again = app
+        .store
+        .share_draw(&e2e::user("ann"), "share", at(SPIN))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, shared::Error::Domain(DomainError::AlreadySharedToday)),
+        "{again}"
+    );
+    let again = app
+        .store
+        .redeem_coupon(&code, "service:shop", at(SPIN))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, shared::Error::Domain(DomainError::CouponRedeemed)),
+        "{again}"
+    );
+}

@@ -8,7 +8,7 @@ use serde_json::json;
 use shared::App;
 use shared::domain::draws::DrawSpec;
 use shared::http::{self, ApiError, Request, Response, cursor};
-use shared::store::{DrawStatus, IdempotentCall, keys};
+use shared::store::DrawStatus;
 
 /// The routes this function serves (checked against template.yaml and openapi.yaml).
 pub const ROUTES: &[&str] = &[
@@ -91,11 +91,9 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
             let user = http::member(req)?;
             let id = http::path_param(req, "draw_id")?;
             let (body, value) = http::json_body_or_default_and_value::<SpinRequest>(req)?;
-            let key = http::idempotency_key(req)?;
-            let call = IdempotentCall {
-                key: keys::idempotency(&format!("member:{user}"), &key),
-                request_hash: http::request_digest(req, &value),
-            };
+            // The key is required here: a spin is never paid or charged twice.
+            let call = http::member_call(req, &user, &value)?
+                .ok_or_else(|| ApiError::invalid_request("the Idempotency-Key header is required"))?;
             let answer = store
                 .spin(&user, &id, body.client_seed.as_deref().unwrap_or(""), &call, now)
                 .await?;
@@ -104,14 +102,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
         "GET /v1/draws/{draw_id}/spins" => {
             let user = http::member(req)?;
             let id = http::path_param(req, "draw_id")?;
-            let limit = match http::query_param::<u32>(req, "limit")? {
-                Some(n) if (1..=100).contains(&n) => n,
-                Some(_) => return Err(ApiError::invalid_value("limit must be 1-100")),
-                None => DEFAULT_LIMIT,
-            };
-            let before = http::query_param::<String>(req, "cursor")?
-                .map(|c| cursor::decode(CURSOR_KIND, &c))
-                .transpose()?;
+            let (limit, before) = http::page(req, CURSOR_KIND, DEFAULT_LIMIT)?;
             let page = store.my_spins(&user, &id, limit, before).await?;
             http::ok(&json!({
                 "spins": page.spins,

@@ -83,15 +83,7 @@ async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {
 
 /// `limit` (1-100, default [`DEFAULT_LIMIT`]) and the `cursor` of an invitee page.
 fn page(req: &Request) -> Result<(u32, Option<u64>), ApiError> {
-    let limit = match http::query_param::<u32>(req, "limit")? {
-        Some(n) if (1..=100).contains(&n) => n,
-        Some(_) => return Err(ApiError::invalid_value("limit must be 1-100")),
-        None => DEFAULT_LIMIT,
-    };
-    let before = http::query_param::<String>(req, "cursor")?
-        .map(|c| cursor::decode(CURSOR_KIND, &c))
-        .transpose()?;
-    Ok((limit, before))
+    http::page(req, CURSOR_KIND, DEFAULT_LIMIT)
 }
 
 /// A page of invitees with its `next_cursor` (null on the last page).

@@ -9,7 +9,7 @@ pub use auth::{Caller, POINTS_WRITE_SCOPE, admin, caller, member, points_writer,
 pub use problem::{ApiError, PROBLEM_CONTENT_TYPE, respond};
 pub use request::{
     DEBUG_NOW_HEADER, MAX_BODY_BYTES, cursor, idempotency_key, json_body, json_body_and_value,
-    json_body_or_default, json_body_or_default_and_value, now, optional_idempotency_key, path_param,
+    json_body_or_default, json_body_or_default_and_value, now, optional_idempotency_key, page, path_param,
     query_param, request_digest, request_id, route_key,
 };
 

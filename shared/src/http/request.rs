@@ -270,6 +270,23 @@ mod tests {
     }
 }
 
+/// Most items a page lists.
+pub const MAX_PAGE: u32 = 100;
+
+/// A page's `limit` (1-100, `default` when absent; 422 otherwise) and its `cursor` of `kind`
+/// (the position to start below; 400 when it is not one of this kind's).
+pub fn page(req: &Request, kind: &str, default: u32) -> Result<(u32, Option<u64>), ApiError> {
+    let limit = match query_param::<u32>(req, "limit")? {
+        Some(n) if (1..=MAX_PAGE).contains(&n) => n,
+        Some(_) => return Err(ApiError::invalid_value(format!("limit must be 1-{MAX_PAGE}"))),
+        None => default,
+    };
+    let before = query_param::<String>(req, "cursor")?
+        .map(|c| cursor::decode(kind, &c))
+        .transpose()?;
+    Ok((limit, before))
+}
+
 /// Opaque pagination cursors: a kind tag and a position, base64url-encoded. A cursor carries no
 /// partition key, so it can only ever page the caller's own items.
 pub mod cursor {

@@ -172,6 +172,9 @@ pub struct Coupon {
     pub redeemed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redeemed_by: Option<String>,
+    /// The redeeming call's own id: how a call whose answer was lost knows the write is its own.
+    #[serde(default, skip_serializing)]
+    redeem_call: Option<String>,
 }
 
 /// A prize as a spin record names it.
@@ -760,12 +763,18 @@ impl Store {
             return Err(DomainError::DrawNotOpen.into());
         }
         let today = self.rules.today(now);
+        // What this call last tried to write: found stored on a re-read, it is this call's own
+        // write whose answer was lost (the SDK's retry then failed its condition).
+        let mut attempted: Option<MemberDraw> = None;
         for attempt in 0..CONFIG_ATTEMPTS {
             if attempt > 0 {
                 self.pause(attempt).await;
             }
             let (states, extra) = self.member_state(user, &[id], now).await?;
             let state = states.get(id).cloned().unwrap_or_default();
+            if attempted.as_ref() == Some(&state) {
+                return Ok(state.allowance(&draw.spec, today, extra));
+            }
             let next = state.share(&draw.spec, today)?;
             let item = to_item_with_key(&keys::member_draw(user, id), &next)?;
             if self
@@ -774,6 +783,7 @@ impl Store {
             {
                 return Ok(next.allowance(&draw.spec, today, extra));
             }
+            attempted = Some(next);
         }
         Err(StoreError::Contention(CONFIG_ATTEMPTS).into())
     }
@@ -1195,6 +1205,7 @@ impl Store {
                     redeemed: false,
                     redeemed_at: None,
                     redeemed_by: None,
+                    redeem_call: None,
                 };
                 actions.push(put_if_absent(
                     &self.table,
@@ -1231,41 +1242,45 @@ impl Store {
     }
 
     /// Redeems a won coupon once (409 `coupon-redeemed` the second time, `coupon-not-won` when
-    /// nobody won it).
+    /// nobody won it, 404 when unknown): one conditional `UpdateItem`, read again only when it is
+    /// refused.
     pub async fn redeem_coupon(
         &self,
         code: &str,
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Coupon, crate::Error> {
-        let current = self.coupon(code).await?;
+        draws::validate_code(code).map_err(|_| DomainError::NotFound("coupon"))?;
+        let call = ulid::Ulid::from_datetime(std::time::SystemTime::now()).to_string();
         let update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(keys::coupon(code).to_item()))
-            .update_expression("SET redeemed = :t, redeemed_at = :now, redeemed_by = :by")
+            .update_expression(
+                "SET redeemed = :t, redeemed_at = :now, redeemed_by = :by, redeem_call = :call",
+            )
             .condition_expression("attribute_exists(winner) AND redeemed = :f")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
             .expression_attribute_values(":f", AttributeValue::Bool(false))
             .expression_attribute_values(":now", AttributeValue::S(keys::instant(now)))
-            .expression_attribute_values(":by", AttributeValue::S(by.to_owned()));
+            .expression_attribute_values(":by", AttributeValue::S(by.to_owned()))
+            .expression_attribute_values(":call", AttributeValue::S(call.clone()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         match self.retry_conflicts(|| update.clone().send()).await? {
-            Ok(_) => Ok(Coupon {
-                redeemed: true,
-                redeemed_at: Some(now),
-                redeemed_by: Some(by.to_owned()),
-                ..current
-            }),
+            Ok(out) => Ok(from_item(out.attributes.unwrap_or_default())?),
             Err(err)
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                let now_stored = self.coupon(code).await?;
-                match now_stored.winner {
-                    None => Err(DomainError::CouponNotWon.into()),
-                    Some(_) => Err(DomainError::CouponRedeemed.into()),
+                let stored = self.coupon(code).await?;
+                let ours = stored.redeem_call.as_deref() == Some(call.as_str());
+                match (&stored.winner, ours) {
+                    // This request's own write, its answer lost and the SDK's retry refused.
+                    (Some(_), true) => Ok(stored),
+                    (None, _) => Err(DomainError::CouponNotWon.into()),
+                    (Some(_), false) => Err(DomainError::CouponRedeemed.into()),
                 }
             }
             Err(err) => Err(classify(err).into()),
