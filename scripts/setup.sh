@@ -53,12 +53,15 @@ if ! jar_ok; then
   say "DynamoDB Local installed in $DDB_DIR (SHA-256 verified)"
 fi
 
-# --- cfn-lint ------------------------------------------------------------------------------------
+# --- cfn-lint and the SAM translator (the template tests render the template with it) ----------
 VENV="$LOCAL/venv"
-if [ ! -x "$VENV/bin/cfn-lint" ] || [ "$("$VENV/bin/cfn-lint" --version 2>/dev/null | awk '{print $2}')" != "$CFN_LINT_VERSION" ]; then
-  say "installing cfn-lint $CFN_LINT_VERSION into $VENV"
+sam_translator_version() { "$VENV/bin/python" -c 'import samtranslator; print(samtranslator.__version__)' 2>/dev/null; }
+if [ ! -x "$VENV/bin/cfn-lint" ] || [ "$("$VENV/bin/cfn-lint" --version 2>/dev/null | awk '{print $2}')" != "$CFN_LINT_VERSION" ] \
+  || [ "$(sam_translator_version)" != "$SAM_TRANSLATOR_VERSION" ]; then
+  say "installing cfn-lint $CFN_LINT_VERSION and aws-sam-translator $SAM_TRANSLATOR_VERSION into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$CFN_LINT_VERSION"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+    "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
 fi
 
 # --- Rust tools ----------------------------------------------------------------------------------
