@@ -21,6 +21,10 @@ if cargo tree --locked -p settle-contests -e normal -i lambda_http >/dev/null 2>
 fi
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== the binaries (tests/tests/operations.rs runs functions as Lambda would; tests/py the local API)"
+cargo build --workspace --bins --locked
+echo "== Python tests: the template rendered with the SAM transform, the sample-event story"
+.local/venv/bin/python -m unittest discover -s tests/py
 echo "== cargo test (DynamoDB Local on $AWS_ENDPOINT_URL_DYNAMODB)"
 log="$ROOT/.local/cargo-test.log"
 status=0

@@ -27,6 +27,9 @@ pub struct Config {
     /// transactions) ends within this time, else the request answers 503 (default 10 000; the
     /// template's Lambda timeout is 20 s, and a Lambda's own remaining time is honoured too).
     pub request_deadline_ms: u32,
+    /// `METRICS_STACK`: write business metrics (EMF lines on stdout) with this value of the
+    /// `Stack` dimension. The template sets the stack's name; unset (local runs, tests) = none.
+    pub metrics_stack: Option<String>,
 }
 
 /// The default of `REQUEST_DEADLINE_MS`.
@@ -79,6 +82,7 @@ impl Config {
             purchase_rate_bps: number("PURCHASE_RATE_BPS", 10_000, 0..=1_000_000)?,
             config_cache_seconds: number("CONFIG_CACHE_SECONDS", 30, 0..=3_600)?,
             request_deadline_ms: number("REQUEST_DEADLINE_MS", DEFAULT_REQUEST_DEADLINE_MS, 100..=60_000)?,
+            metrics_stack: get("METRICS_STACK").filter(|s| !s.is_empty()),
         })
     }
 

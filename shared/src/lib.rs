@@ -3,6 +3,7 @@
 //! - [`domain`]: pure rules. No I/O: `now` and randomness are arguments.
 //! - [`store`]: every DynamoDB call and the only place that formats a key string.
 //! - [`http`]: claims → caller, request parsing, and the one mapping of errors to problem+json.
+//! - [`metrics`]: business metrics (CloudWatch EMF), counted where the store commits.
 //! - [`app`]: what a function builds once at cold start (config, client) and hands to its handler.
 
 pub mod app;
@@ -10,6 +11,7 @@ pub mod config;
 pub mod domain;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod metrics;
 pub mod store;
 
 pub use app::App;

@@ -4,6 +4,7 @@
 
 pub mod contract;
 pub mod fault;
+pub mod runtime;
 
 use std::sync::Arc;
 

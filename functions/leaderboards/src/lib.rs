@@ -16,8 +16,7 @@ pub const DEFAULT_LIMIT: u32 = 20;
 
 pub async fn handle(app: &App, req: Request) -> Response {
     let app = app.for_request(&req);
-    let result = route(&app, &req).await;
-    http::respond(&req, result)
+    http::serve(&app, &req, Box::pin(route(&app, &req))).await
 }
 
 async fn route(app: &App, req: &Request) -> Result<Response, ApiError> {

@@ -71,8 +71,15 @@ pub async fn handle(app: &App, event: EventBridgeEvent, deadline: Instant) -> Re
     let stop_at = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or_else(Instant::now);
     // Every DynamoDB call ends before the invocation does.
     let app = app.until(deadline.checked_sub(Duration::from_secs(2)).unwrap_or(stop_at));
-    let referrals = app.store.reconcile_referrals(now, RECONCILE_LIMIT).await;
-    let contests = app.store.settle_due(now, stop_at).await;
+    // What the run paid and settled is written as business metrics (EMF), like a request's.
+    let ((referrals, contests), recorded) = shared::metrics::scope(async {
+        let referrals = app.store.reconcile_referrals(now, RECONCILE_LIMIT).await;
+        (referrals, app.store.settle_due(now, stop_at).await)
+    })
+    .await;
+    if let Some(stack) = &app.config.metrics_stack {
+        recorded.write_to_stdout(stack);
+    }
     match (referrals, contests) {
         (Ok(referrals), Ok(contests)) => {
             tracing::info!(?referrals, settled = ?contests, "scheduled run");

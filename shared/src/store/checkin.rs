@@ -1,6 +1,7 @@
 //! Check-ins in the store: campaign configs, the streak state, check-in days, and the two
 //! ledger transactions (check-in, make-up).
 
+use crate::metrics::{self, Metric};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -370,6 +371,10 @@ impl Store {
                     }
                 })
                 .await?;
+            if outcome.committed() {
+                metrics::count(Metric::CheckIns, 1);
+                metrics::count(Metric::ReferralsQualified, u64::from(qualified));
+            }
             match finish(outcome, call)? {
                 Some(json) => {
                     if qualified {
@@ -433,6 +438,9 @@ impl Store {
                 Ok(answer_plan(postings, writes, call, answer))
             })
             .await?;
+        if outcome.committed() {
+            metrics::count(Metric::MakeUps, 1);
+        }
         // The same make-up landed first (a double tap without a key): the date is not missed now.
         finish(outcome, call)?.ok_or_else(|| DomainError::NotMissed.into())
     }

@@ -9,6 +9,7 @@
 //! takes stock from the item their id hashes to first; an empty item sends them to the next one,
 //! and a prize is out of stock only once this spin found every item of it empty.
 
+use crate::metrics::{self, Metric};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
@@ -781,6 +782,7 @@ impl Store {
                 .put_if_version(item, (state.version > 0).then_some(state.version))
                 .await?
             {
+                metrics::count(Metric::ShareBonuses, 1);
                 return Ok(next.allowance(&draw.spec, today, extra));
             }
             attempted = Some(next);
@@ -811,6 +813,7 @@ impl Store {
         }
         for _ in 0..MAX_SPIN_ROUNDS {
             let mut need: Vec<Key> = vec![];
+            let mut won: Option<PrizeKind> = None;
             let outcome = self
                 .ledger_transaction(user, &wanted, now, |snap| {
                     need.clear();
@@ -979,6 +982,7 @@ impl Store {
                             });
                         }
                         let allowance = next.allowance(spec, today, extra);
+                        won = Some(prize.kind);
                         let respond: super::Respond = Box::new(move |_, account| {
                             to_json(SpinAnswer {
                                 spin: record,
@@ -997,7 +1001,13 @@ impl Store {
                 TxOutcome::Committed {
                     response: Some(response),
                     ..
-                } => return Ok(response),
+                } => {
+                    metrics::count(Metric::Spins, 1);
+                    if let Some(kind) = won {
+                        metrics::count_by(Metric::Prizes, &metrics::label(&kind), 1);
+                    }
+                    return Ok(response);
+                }
                 TxOutcome::Nothing(Some(record)) | TxOutcome::IdempotentReplay(record) => {
                     return replay(record, call);
                 }

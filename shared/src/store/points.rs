@@ -1,6 +1,7 @@
 //! The shop backend's ledger operations (grants, holds, captures, releases, reversals), each an
 //! idempotent API call, and the tier and multiplier configuration.
 
+use crate::metrics::{self, Metric};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -201,6 +202,7 @@ impl Store {
             )
             .await?;
         if qualified {
+            metrics::count(Metric::ReferralsQualified, 1);
             self.referrer_step_now(user, now).await;
         }
         Ok(answer)

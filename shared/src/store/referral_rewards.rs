@@ -15,6 +15,7 @@
 //!   marks the undo `due` the same way; the undo takes the referrer's reward back once
 //!   (`referral-referrer-reversal#<invitee>`) and removes it from running contests.
 
+use crate::metrics::{self, Metric};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -197,8 +198,13 @@ impl Store {
             match outcome {
                 TxOutcome::Committed {
                     output: Some(output), ..
+                } => {
+                    if output == ReferrerStep::Paid {
+                        metrics::count(Metric::ReferralRewards, 1);
+                    }
+                    return Ok(output);
                 }
-                | TxOutcome::Nothing(Some(output)) => return Ok(output),
+                TxOutcome::Nothing(Some(output)) => return Ok(output),
                 TxOutcome::Committed { output: None, .. } => continue,
                 TxOutcome::Nothing(None) => continue,
                 // Its business key was taken: a concurrent run of the same step (or a resent one

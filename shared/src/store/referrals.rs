@@ -1,6 +1,7 @@
 //! Referrals: the program configuration and each member's code, made on first need by one shared
 //! creator (`GET /v1/me` and the referral routes), unique by conditional write, stable forever.
 
+use crate::metrics::{self, Metric};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -337,6 +338,10 @@ impl Store {
                 Ok(answer_plan(postings, writes, call, answer))
             })
             .await?;
+        if outcome.committed() {
+            metrics::count(Metric::ReferralClaims, 1);
+            metrics::count(Metric::ReferralsQualified, u64::from(immediate));
+        }
         // The business key is the invitee's: taken means referred already (a concurrent claim).
         let answer = finish(outcome, call)?
             .ok_or_else(|| crate::Error::from(DomainError::Referral(Refusal::AlreadyReferred)))?;

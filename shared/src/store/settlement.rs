@@ -6,6 +6,7 @@
 //! checkpoint, and whatever it repeats is refused by the ledger's guard or the fulfilment's
 //! condition.
 
+use crate::metrics::{self, Metric};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -157,9 +158,12 @@ impl Store {
         let totals = Settled::totals(&payouts, &progress.unpaid, now);
         match self.checkpoint(&mut contest, &mut progress, Some(totals)).await? {
             true => Ok(SettleOutcome::AlreadySettled),
-            false => Ok(SettleOutcome::Settled {
-                totals: contest.settled.clone().unwrap_or_default(),
-            }),
+            false => {
+                metrics::count(Metric::ContestsSettled, 1);
+                Ok(SettleOutcome::Settled {
+                    totals: contest.settled.clone().unwrap_or_default(),
+                })
+            }
         }
     }
 
@@ -225,7 +229,8 @@ impl Store {
             posting.by = Some("settlement".into());
             posting.note = Some(format!("position {}", payout.position));
             match self.post(&user, posting, now).await? {
-                TxOutcome::Committed { .. } | TxOutcome::Replayed(_) => {}
+                TxOutcome::Committed { .. } => metrics::count(Metric::ContestPrizes, 1),
+                TxOutcome::Replayed(_) => {}
                 other => {
                     return Err(StoreError::Internal(format!("a prize posting answered {other:?}")).into());
                 }

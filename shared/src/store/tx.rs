@@ -177,6 +177,33 @@ pub enum TxOutcome<T> {
     IdempotentReplay(IdempotencyRecord),
 }
 
+impl<T> TxOutcome<T> {
+    /// Whether the operation's own plan was written now (not a replay, not nothing to do).
+    pub fn committed(&self) -> bool {
+        matches!(self, TxOutcome::Committed { .. })
+    }
+}
+
+/// Business metrics of committed ledger entries: points by reason, holds and reversals.
+fn count_entries(entries: impl Iterator<Item = (i64, Reason)>) {
+    use crate::metrics::{Metric, count, count_by, label};
+    for (delta, reason) in entries {
+        let name = label(&reason);
+        if delta > 0 {
+            count_by(Metric::PointsEarned, &name, delta.unsigned_abs());
+        } else if delta < 0 {
+            count_by(Metric::PointsSpent, &name, delta.unsigned_abs());
+        }
+        match reason {
+            Reason::Hold => count(Metric::Holds, 1),
+            Reason::Capture => count(Metric::HoldCaptures, 1),
+            Reason::Release => count(Metric::HoldReleases, 1),
+            Reason::Reversal => count(Metric::Reversals, 1),
+            _ => {}
+        }
+    }
+}
+
 /// What each action of an assembled transaction is, to read `CancellationReasons` by index.
 #[derive(Debug, Clone)]
 enum Role {
@@ -434,7 +461,10 @@ impl Store {
             .set_transact_items(Some(actions))
             .send();
         let err = match self.bounded(call).await? {
-            Ok(_) => return Ok(true),
+            Ok(_) => {
+                count_entries(postings.iter().map(|p| (p.delta, p.reason)));
+                return Ok(true);
+            }
             Err(err) => err,
         };
         match err.as_service_error() {
@@ -741,6 +771,7 @@ impl Store {
                 if wrote_seats {
                     self.cache.forget(&keys::tiers());
                 }
+                count_entries(entries.iter().map(|e| (e.delta, e.reason)));
                 return Ok(Attempt::Done {
                     outcome: TxOutcome::Committed {
                         output: plan.output,
