@@ -123,6 +123,24 @@ impl Template {
         })
     }
 
+    /// The template's parameters: name and default (as text; none when it has no default).
+    pub fn parameters(&self) -> Vec<(String, Option<String>)> {
+        let Some(parameters) = self.root.get("Parameters").and_then(Value::as_mapping) else {
+            return Vec::new();
+        };
+        parameters
+            .iter()
+            .filter_map(|(name, spec)| {
+                let default = match spec.get("Default") {
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    _ => None,
+                };
+                Some((name.as_str()?.to_owned(), default))
+            })
+            .collect()
+    }
+
     fn resources(&self) -> Result<&Mapping, TemplateError> {
         self.root
             .get("Resources")

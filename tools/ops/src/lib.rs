@@ -4,6 +4,7 @@
 //! ```text
 //! TABLE_NAME=<table> cargo run -p ops -- backfill-first-appearances [--segments N]
 //! TABLE_NAME=<table> cargo run -p ops -- settle-contests [--now <RFC 3339 instant>]
+//! cargo run -p ops -- check-deploy [Name=Value ...]
 //! ```
 //!
 //! - `backfill-first-appearances`: records when members who predate first-appearance tracking
@@ -13,9 +14,15 @@
 //! - `settle-contests`: fires the settlement job once, as its schedule would (the same handler and
 //!   event). `--now` settles as of a chosen instant; it needs `CAMPAIGN_DEV_CLOCK=1` (local runs
 //!   only: a "now" in the future would settle running contests early).
+//! - `check-deploy`: the pre-deploy check of the template's parameters (README, "Deploy with
+//!   SAM"): the values you will pass to `sam deploy --parameter-overrides`, over the defaults,
+//!   read by the very code a cold start runs (`Config::from_lookup`), so a zone that is not in the
+//!   IANA database or a number out of range is refused here rather than by every cold start.
+//!   CloudFormation's own rules (patterns, ranges) catch the rest at deploy time.
 
 pub const USAGE: &str = "usage: campaign-ops backfill-first-appearances [--segments N]
-       campaign-ops settle-contests [--now <RFC 3339 instant>]   (TABLE_NAME must be set)";
+       campaign-ops settle-contests [--now <RFC 3339 instant>]   (TABLE_NAME must be set)
+       campaign-ops check-deploy [Name=Value ...]               (the sam deploy parameter overrides)";
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +32,9 @@ pub enum Command {
     },
     SettleContests {
         now: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    CheckDeploy {
+        overrides: Vec<(String, String)>,
     },
 }
 
@@ -52,13 +62,92 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 .map_err(|_| format!("--now must be an RFC 3339 instant, not {at}")),
             _ => Err(USAGE.to_owned()),
         },
+        [cmd, rest @ ..] if cmd == "check-deploy" => rest
+            .iter()
+            .map(|pair| match pair.split_once('=') {
+                Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+                _ => Err(format!("{pair}: expected Name=Value")),
+            })
+            .collect::<Result<_, _>>()
+            .map(|overrides| Command::CheckDeploy { overrides }),
         _ => Err(USAGE.to_owned()),
+    }
+}
+
+/// Which environment variable of the functions each template parameter becomes.
+const PARAMETER_ENV: &[(&str, &str)] = &[
+    ("BusinessTimeZone", "BUSINESS_TIME_ZONE"),
+    ("PointsValidityMonths", "POINTS_VALIDITY_MONTHS"),
+    ("HoldMinutes", "HOLD_MINUTES"),
+    ("PurchaseRateBps", "PURCHASE_RATE_BPS"),
+];
+
+/// [`check_deploy`] on this repository's template.yaml.
+pub fn check_deploy_repo(overrides: &[(String, String)]) -> Result<String, String> {
+    let template = local_api::template::Template::load(&local_api::repo_root().join("template.yaml"))
+        .map_err(|e| e.to_string())?;
+    check_deploy(&template, overrides)
+}
+
+/// The pre-deploy check: `overrides` over the template's defaults. Answers what was checked, or
+/// every problem found.
+pub fn check_deploy(
+    template: &local_api::template::Template,
+    overrides: &[(String, String)],
+) -> Result<String, String> {
+    let mut values: std::collections::BTreeMap<String, Option<String>> =
+        template.parameters().into_iter().collect();
+    let mut problems = Vec::new();
+    for (name, value) in overrides {
+        match values.get_mut(name) {
+            Some(slot) => *slot = Some(value.clone()),
+            None => problems.push(format!("{name}: the template has no such parameter")),
+        }
+    }
+    let value = |name: &str| values.get(name).cloned().flatten().unwrap_or_default();
+    for required in ["JwtIssuer", "JwtAudience"] {
+        if value(required).is_empty() {
+            problems.push(format!("{required}: required (no default)"));
+        }
+    }
+    let issuer = value("JwtIssuer");
+    if !issuer.is_empty() && !issuer.starts_with("https://") {
+        problems.push(format!("JwtIssuer: {issuer:?} is not an https:// URL"));
+    }
+    if !value("LocalDynamoDbEndpoint").is_empty() {
+        problems.push("LocalDynamoDbEndpoint: for sam local runs only; leave it empty on AWS".into());
+    }
+    if value("LocalDevClock") != "0" {
+        problems.push("LocalDevClock: for sam local runs only; leave it 0 on AWS".into());
+    }
+    // What a cold start does with these values, run now.
+    let config = shared::Config::from_lookup(|env| {
+        if env == "TABLE_NAME" {
+            return Some("check".to_owned());
+        }
+        let (parameter, _) = PARAMETER_ENV.iter().find(|(_, e)| *e == env)?;
+        Some(value(parameter))
+    });
+    let config = match config {
+        Ok(config) => Some(config),
+        Err(err) => {
+            problems.push(err.to_string());
+            None
+        }
+    };
+    match (config, problems.is_empty()) {
+        (Some(config), true) => Ok(format!(
+            "ok: business zone {}, points valid {} months, holds {} minutes, {} bps a yuan, issuer {issuer}",
+            config.business_zone, config.validity_months, config.hold_minutes, config.purchase_rate_bps
+        )),
+        _ => Err(problems.join("\n")),
     }
 }
 
 /// Runs a command; returns what to print.
 pub async fn run(command: &Command, app: &shared::App) -> Result<String, String> {
     match command {
+        Command::CheckDeploy { overrides } => check_deploy_repo(overrides),
         Command::SettleContests { now } => {
             if now.is_some() && !app.config.dev_clock {
                 return Err("--now needs CAMPAIGN_DEV_CLOCK=1 (local runs only)".into());
@@ -88,6 +177,62 @@ mod tests {
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn check(overrides: &[&str]) -> Result<String, String> {
+        let template =
+            local_api::template::Template::load(&local_api::repo_root().join("template.yaml")).unwrap();
+        let Ok(Command::CheckDeploy { overrides }) = parse(&args(&[&["check-deploy"], overrides].concat()))
+        else {
+            panic!("parse");
+        };
+        check_deploy(&template, &overrides)
+    }
+
+    const ISSUER: &str = "JwtIssuer=https://cognito-idp.ap-east-1.amazonaws.com/ap-east-1_AbC";
+
+    #[test]
+    fn the_pre_deploy_check_passes_good_values_and_names_every_bad_one() {
+        let ok = check(&[ISSUER, "JwtAudience=app,shop"]).unwrap();
+        assert!(ok.contains("Asia/Shanghai"), "{ok}");
+        let ok = check(&[
+            ISSUER,
+            "JwtAudience=app",
+            "BusinessTimeZone=America/Argentina/Buenos_Aires",
+        ])
+        .unwrap();
+        assert!(ok.contains("Buenos_Aires"), "{ok}");
+        // Shaped like a zone (CloudFormation's pattern lets it through) but not in the IANA database.
+        let err = check(&[ISSUER, "JwtAudience=app", "BusinessTimeZone=Asia/Atlantis"]).unwrap_err();
+        assert!(
+            err.contains("BUSINESS_TIME_ZONE") && err.contains("Asia/Atlantis"),
+            "{err}"
+        );
+        let err = check(&[
+            "JwtIssuer=http://issuer",
+            "HoldMinutes=0",
+            "Nope=1",
+            "LocalDevClock=1",
+        ])
+        .unwrap_err();
+        for expected in [
+            "JwtAudience: required",
+            "not an https:// URL",
+            "HOLD_MINUTES",
+            "Nope: the template",
+            "LocalDevClock",
+        ] {
+            assert!(err.contains(expected), "{expected} in {err}");
+        }
+        let err = check(&[
+            ISSUER,
+            "JwtAudience=a",
+            "LocalDynamoDbEndpoint=http://127.0.0.1:8000",
+        ])
+        .unwrap_err();
+        assert!(err.contains("LocalDynamoDbEndpoint"), "{err}");
+        assert!(parse(&args(&["check-deploy", "=x"])).is_err());
+        assert!(parse(&args(&["check-deploy", "BusinessTimeZone"])).is_err());
     }
 
     #[test]

@@ -12,6 +12,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let ops::Command::CheckDeploy { overrides } = &command {
+        return match ops::check_deploy_repo(overrides) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                eprintln!("refused:\n{problems}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let Ok(table) = std::env::var("TABLE_NAME") else {
         eprintln!("{}", ops::USAGE);
         return ExitCode::from(2);
