@@ -152,6 +152,77 @@ fn invalid_draws() {
     assert_eq!(validate(&edges, None, at(NOW)), Ok(()));
 }
 
+/// Each limit refused one past its edge and allowed at it (the mutants of `validate` showed which
+/// edges no test pinned).
+#[test]
+fn every_limit_holds_exactly_at_its_edge() {
+    let check = |change: &dyn Fn(&mut DrawSpec)| {
+        let mut s = spec();
+        change(&mut s);
+        match validate(&s, None, at(NOW)) {
+            Ok(()) => "ok",
+            Err(_) => invalid(&s, None, NOW),
+        }
+    };
+    assert_eq!(check(&|s| s.title = "x".repeat(80)), "ok");
+    assert_eq!(check(&|s| s.title = "x".repeat(81)), "title");
+    assert_eq!(check(&|s| s.title = "a\u{7}b".into()), "title");
+    assert_eq!(check(&|s| s.description = "d".repeat(500)), "ok");
+    assert_eq!(check(&|s| s.description = "d".repeat(501)), "description");
+    assert_eq!(check(&|s| s.description = "line\nline".into()), "ok");
+    assert_eq!(check(&|s| s.description = "tab\there".into()), "description");
+    assert_eq!(check(&|s| s.ends_at = s.starts_at + Duration::days(MAX_DAYS)), "ok");
+    assert_eq!(
+        check(&|s| s.ends_at = s.starts_at + Duration::days(MAX_DAYS) + Duration::seconds(1)),
+        "ends_at"
+    );
+    assert_eq!(check(&|s| s.share_bonus = s.daily_limit), "ok");
+    assert_eq!(check(&|s| s.free_per_day = s.daily_limit), "ok");
+    assert_eq!(
+        check(&|s| {
+            s.pity = Some(Pity { after: 1_000 });
+            s.prizes[0].weight = 0;
+        }),
+        "pity"
+    );
+    assert_eq!(check(&|s| s.pity = Some(Pity { after: 1_000 })), "ok");
+    assert_eq!(check(&|s| s.pity = Some(Pity { after: 1_001 })), "pity");
+    let many = |n: usize| {
+        move |s: &mut DrawSpec| {
+            s.prizes = (0..n - 1)
+                .map(|i| prize(&format!("p{i}"), PrizeKind::Nothing, 1))
+                .chain([prize("thanks", PrizeKind::Nothing, 1)])
+                .collect();
+        }
+    };
+    assert_eq!(check(&many(MAX_PRIZES)), "ok");
+    assert_eq!(check(&many(MAX_PRIZES + 1)), "prizes");
+    assert_eq!(check(&|s| s.prizes[1].name = "n".repeat(80)), "ok");
+    assert_eq!(check(&|s| s.prizes[1].name = "n".repeat(81)), "name");
+    assert_eq!(check(&|s| s.prizes[1].name = " ".into()), "name");
+    assert_eq!(check(&|s| s.prizes[1].name = "a\u{1b}b".into()), "name");
+    assert_eq!(check(&|s| s.prizes[1].weight = MAX_WEIGHT), "ok");
+    assert_eq!(check(&|s| s.prizes[1].value = Some(0)), "value");
+    assert_eq!(check(&|s| s.prizes[1].value = Some(MAX_POSTING)), "ok");
+    assert_eq!(check(&|s| s.prizes[1].value = Some(MAX_POSTING + 1)), "value");
+    // 90 stock items exactly: 11 prizes of 8 and one of 2.
+    let items = |last: u32| {
+        move |s: &mut DrawSpec| {
+            s.prizes = (0..12)
+                .map(|i| Prize {
+                    stock: Some(10),
+                    splits: Some(if i == 11 { last } else { 8 }),
+                    ..prize(&format!("p{i}"), PrizeKind::Physical, 1)
+                })
+                .chain([prize("thanks", PrizeKind::Nothing, 1)])
+                .collect();
+            s.consolation = "thanks".into();
+        }
+    };
+    assert_eq!(check(&items(2)), "ok");
+    assert_eq!(check(&items(3)), "splits");
+}
+
 #[test]
 fn a_started_draw_keeps_its_odds_and_only_gains_stock() {
     let old = spec();
@@ -183,6 +254,10 @@ fn a_started_draw_keeps_its_odds_and_only_gains_stock() {
     let mut rare = spec();
     rare.prizes[1].rare = true;
     assert_eq!(invalid(&rare, Some(&old), started), "prizes");
+    let mut consolation = spec();
+    consolation.consolation = "points".into();
+    assert_eq!(validate(&consolation, Some(&old), at(NOW)), Ok(()));
+    assert_eq!(invalid(&consolation, Some(&old), started), "prizes");
 }
 
 #[test]
