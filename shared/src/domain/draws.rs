@@ -506,7 +506,7 @@ pub fn split_shares(total: u64, k: u32) -> Vec<u64> {
 /// so concurrent winners spread over the items.
 pub fn split_order(member: &str, k: u32) -> Vec<u32> {
     let k = k.max(1);
-    let start = super::boards::shard_of(member) % k;
+    let start = super::boards::shard_of(member);
     (0..k).map(|i| (start + i) % k).collect()
 }
 

@@ -171,7 +171,10 @@ fn every_limit_holds_exactly_at_its_edge() {
     assert_eq!(check(&|s| s.description = "d".repeat(501)), "description");
     assert_eq!(check(&|s| s.description = "line\nline".into()), "ok");
     assert_eq!(check(&|s| s.description = "tab\there".into()), "description");
-    assert_eq!(check(&|s| s.ends_at = s.starts_at + Duration::days(MAX_DAYS)), "ok");
+    assert_eq!(
+        check(&|s| s.ends_at = s.starts_at + Duration::days(MAX_DAYS)),
+        "ok"
+    );
     assert_eq!(
         check(&|s| s.ends_at = s.starts_at + Duration::days(MAX_DAYS) + Duration::seconds(1)),
         "ends_at"
@@ -484,6 +487,8 @@ fn the_day_allows_free_then_paid_spins_up_to_the_limits() {
     );
     // A share adds a free spin but not past the daily limit; once a day.
     let shared = state.share(&s, d1).unwrap();
+    assert_eq!(shared.version, state.version + 1, "written on the next version");
+    assert!(state.version > 0);
     assert_eq!(shared.allowance(&s, d1, 2).free_spins_left_today, 0);
     assert_eq!(shared.share(&s, d1), Err(DomainError::AlreadySharedToday));
     // The next day: counters start again; the total limit of 7 leaves 2.
