@@ -1,7 +1,6 @@
 //! Check-ins in the store: campaign configs, the streak state, check-in days, and the two
 //! ledger transactions (check-in, make-up).
 
-use crate::metrics::{self, Metric};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +18,7 @@ use crate::domain::checkin::{
 use crate::domain::ledger::{Posting, Reason};
 use crate::domain::referrals::Action;
 use crate::domain::{DomainError, UserId};
+use crate::metrics::{self, Metric};
 
 /// One checked-in day as stored (and listed in the month view).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,6 @@
 //! takes stock from the item their id hashes to first; an empty item sends them to the next one,
 //! and a prize is out of stock only once this spin found every item of it empty.
 
-use crate::metrics::{self, Metric};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
@@ -27,6 +26,7 @@ use super::{
 use crate::domain::draws::{self, DrawIndex, DrawSpec, MemberDraw, Payment, Prize, PrizeKind, Why};
 use crate::domain::ledger::{Posting, Reason};
 use crate::domain::{DomainError, UserId, ids};
+use crate::metrics::{self, Metric};
 
 /// Lead a changed end must keep on `now`, beyond the configuration cache: by the new end every
 /// warm function has read it, so no spin is taken after the seed is revealed.

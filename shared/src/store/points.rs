@@ -1,7 +1,6 @@
 //! The shop backend's ledger operations (grants, holds, captures, releases, reversals), each an
 //! idempotent API call, and the tier and multiplier configuration.
 
-use crate::metrics::{self, Metric};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,6 +16,7 @@ use crate::domain::ledger::{self, Kind, LedgerEntry, Posting, Reason};
 use crate::domain::referrals::Action;
 use crate::domain::tiers::{MultiplierWindow, Multipliers, TierConfig, TierState};
 use crate::domain::{DomainError, UserId};
+use crate::metrics::{self, Metric};
 
 /// Multiplier windows kept at once (the item holding them stays far below 400 KB).
 const MAX_MULTIPLIER_WINDOWS: usize = 50;

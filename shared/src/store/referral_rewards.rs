@@ -15,7 +15,6 @@
 //!   marks the undo `due` the same way; the undo takes the referrer's reward back once
 //!   (`referral-referrer-reversal#<invitee>`) and removes it from running contests.
 
-use crate::metrics::{self, Metric};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -31,6 +30,7 @@ use crate::domain::referrals::{
     Action, AfterReversal, Due, Status, after_full_reversal, month_of, qualifies,
 };
 use crate::domain::{DomainError, UserId};
+use crate::metrics::{self, Metric};
 
 /// What a referrer step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,7 +1,6 @@
 //! Referrals: the program configuration and each member's code, made on first need by one shared
 //! creator (`GET /v1/me` and the referral routes), unique by conditional write, stable forever.
 
-use crate::metrics::{self, Metric};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +16,7 @@ use crate::domain::referrals::{
     ClaimFacts, Due, PaidCounts, Program, Qualifying, Refusal, Status, check_claim,
 };
 use crate::domain::{DomainError, UserId};
+use crate::metrics::{self, Metric};
 
 /// A member's referrer side (`USER#<user>/REFERRER`), created with their code.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

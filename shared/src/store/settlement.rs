@@ -6,7 +6,6 @@
 //! checkpoint, and whatever it repeats is refused by the ledger's guard or the fulfilment's
 //! condition.
 
-use crate::metrics::{self, Metric};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -22,6 +21,7 @@ use crate::domain::UserId;
 use crate::domain::boards::{self, Board, Standing};
 use crate::domain::contests::{self, Contest, Payout, Progress, Settled, Unpaid};
 use crate::domain::ledger::{Posting, Reason};
+use crate::metrics::{self, Metric};
 
 /// Payouts between two checkpoints (a re-run after a kill repeats at most this many, each
 /// refused by its guard).
