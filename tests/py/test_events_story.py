@@ -20,6 +20,7 @@ import uuid
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "sam-local-events.py"
 LOCAL_API = ROOT / "target" / "debug" / "local-api"
+OPS = ROOT / "target" / "debug" / "campaign-ops"
 SAMPLE_HOLD = "01KAW0M9B4E8Y6T3R1Q2P5N7XZ"
 START_TIMEOUT = 60
 
@@ -132,6 +133,19 @@ class EventsStory(unittest.TestCase):
             self.assertEqual(hold_id(line), made, f"{file} must act on the real hold{context}")
             self.assertNotEqual(hold_id(line), SAMPLE_HOLD)
             self.assertIn(f'"status":"{status}"', line)
+
+        # The table the whole story wrote keeps every invariant (`campaign-ops audit`).
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if name.startswith("AWS_") or name in ("PATH", "HOME")
+        }
+        env["TABLE_NAME"] = self.table
+        audit = subprocess.run([str(OPS), "audit"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        self.assertEqual(audit.returncode, 0, f"the audit failed:\n{audit.stdout}{audit.stderr}")
+        self.assertIn("clean: every invariant holds", audit.stdout)
+        self.assertRegex(audit.stdout, r"draw\.stock +[1-9]\d* checked +ok")
+        self.assertRegex(audit.stdout, r"contest\.prize +[1-9]\d* checked +ok")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 pub mod contract;
 pub mod fault;
 pub mod runtime;
+pub mod story;
 
 use std::sync::Arc;
 
@@ -75,6 +76,25 @@ impl TestEnv {
             .post(&user(user_id), posting, fixed_now())
             .await
             .expect("seed points");
+    }
+
+    /// Runs the invariant audit (`campaign-ops audit`, default business zone) over this table and
+    /// fails the test on any violation, printing the report. Answers the report.
+    pub async fn assert_audit_clean(&self) -> ops::audit::Report {
+        let report = ops::audit::run(
+            self.app.store.client(),
+            &self.table,
+            self.app.config.business_zone,
+            |_| {},
+        )
+        .await
+        .expect("audit scan");
+        assert!(
+            report.is_clean(),
+            "the audit found violations:\n{}",
+            report.render()
+        );
+        report
     }
 
     /// Starts the local API for this table on 127.0.0.1:<free port>; it stops with the test.

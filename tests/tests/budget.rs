@@ -250,6 +250,7 @@ async fn every_operation_on_a_long_dormant_account_fits_its_transactions() {
             "{op}: {own} housekeeping actions in its own transaction"
         );
     }
+    env.assert_audit_clean().await;
 }
 
 /// A draw open in January 2047 with a free spin a day (a dormant member has no points left).
@@ -331,6 +332,7 @@ async fn a_paid_spin_is_eight_actions_at_most() {
             .collect();
         assert_eq!(sizes, [8], "{id}");
     }
+    env.assert_audit_clean().await;
 }
 
 /// Any hold id of `user` (they are all timed out by the time it is used).
@@ -449,6 +451,7 @@ async fn the_largest_plan_fits_one_transaction() {
         .get("/v1/me", Some(&max), Some("2026-11-21T10:00:00+08:00"))
         .await;
     assert_eq!(me.body["tier"]["name"], "Ordinary");
+    env.assert_audit_clean().await;
 }
 
 /// The score actions of a transaction: score items, contest entries, teams and bucket counters.
@@ -547,6 +550,7 @@ async fn a_scored_check_in_in_five_team_contests_fits_one_transaction() {
     // tier move; a referral's qualified mark), it stays within one transaction.
     assert!(actions + MAX_INLINE_HOUSEKEEPING + 2 + 2 + 5 <= MAX_ACTIONS);
     measure(&proxy.since(before), "scored check-in");
+    env.assert_audit_clean().await;
 }
 
 /// The referral transactions at their scoring worst case: referrer and invitee each in a team in
@@ -668,4 +672,5 @@ async fn the_referral_transactions_fit_at_their_scoring_worst_case() {
         "the revoke and the undo"
     );
     measure(&proxy.since(before), "revoke");
+    env.assert_audit_clean().await;
 }

@@ -970,6 +970,7 @@ async fn every_call_of_every_function_is_allowed_by_its_policy() {
         }
     }
     assert!(r.total() > 30);
+    env.assert_audit_clean().await;
 }
 
 /// The DynamoDB requests each route makes on its common path (warm or cold cache alike: the
@@ -1397,4 +1398,5 @@ async fn each_route_makes_its_known_round_trips() {
         ],
         "a revoke of a paid referral: the invitee's transaction, the undo, the referral re-read",
     );
+    env.assert_audit_clean().await;
 }

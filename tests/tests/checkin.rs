@@ -133,6 +133,7 @@ async fn a_ten_day_story_with_a_missed_day_a_makeup_and_the_day_seven_milestone(
     assert_eq!(dec.body["month"], "2026-12");
     assert_eq!(dec.body["days"], json!([]));
     assert_eq!(dec.body["current_streak"], 0);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -146,6 +147,7 @@ async fn local_midnight_is_the_day_boundary() {
     assert_eq!(midnight.body["date"], "2026-11-24");
     assert_eq!(midnight.body["checked_in_now"], true);
     assert_eq!(midnight.body["current_streak"], 2);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -181,6 +183,7 @@ async fn fifty_simultaneous_checkins_pay_once() {
             .balance,
         5
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -216,6 +219,7 @@ async fn twenty_simultaneous_makeups_of_one_date_charge_once() {
         .await;
     assert_eq!(month.body["current_streak"], 3);
     assert_eq!(month.body["makeups_left_this_month"], 1);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -265,6 +269,7 @@ async fn makeup_refusals_change_nothing() {
         .await
         .assert_problem(409, "makeup-limit-reached");
     assert_eq!(env.item_count().await, before);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -415,4 +420,5 @@ async fn campaigns_are_admin_configured() {
     )
     .await
     .assert_problem(409, "campaign-not-active");
+    env.assert_audit_clean().await;
 }

@@ -377,6 +377,7 @@ async fn a_solo_contest_from_creation_to_settlement() {
         )
         .await;
     r.assert_problem(422, "invalid-value");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -426,6 +427,7 @@ async fn admins_cancel_before_the_start_and_the_index_caps_running_contests() {
     api.get("/v1/admin/contests?status=later", Some(&admin), None)
         .await
         .assert_problem(422, "invalid-value");
+    env.assert_audit_clean().await;
 }
 
 fn team_spec() -> Value {
@@ -475,8 +477,10 @@ async fn a_team_contest_from_teams_to_prizes() {
     let code = red.body["team"]["code"].as_str().unwrap().to_owned();
     let typed = format!("{}-{}", &code[..4], &code[4..]).to_lowercase();
     // Bob's purchase before joining never counts for the team.
+    // (Joining is open until the end; the join comes after the purchase on the clock too, as it
+    // would in a real run, so the audit can tell from the timestamps.)
     purchase(&api, "u-bob", 70, "o-bob-before", "2026-11-24T00:30:00Z").await;
-    let joined = join_team(&api, "u-bob", &typed, SETUP).await;
+    let joined = join_team(&api, "u-bob", &typed, "2026-11-24T01:00:00Z").await;
     assert_eq!(joined.status, 200, "{}", joined.body);
     assert_eq!(joined.body["team"]["size"], 2);
     assert_eq!(joined.body["team"]["members"].as_array().unwrap().len(), 2);
@@ -580,6 +584,7 @@ async fn a_team_contest_from_teams_to_prizes() {
         .await;
     assert_eq!(mine.body["result"]["position"], 1);
     assert_eq!(mine.body["result"]["paid"], true);
+    env.assert_audit_clean().await;
 }
 
 /// A contest with three winners (one paid in points, two items) for the exactly-once cases.
@@ -648,6 +653,7 @@ async fn two_runs_at_once_and_a_repeat_pay_every_prize_once() {
         env.app.store.contest_result("once").await.unwrap().unwrap(),
         snapshot
     );
+    env.assert_audit_clean().await;
 }
 
 fn far() -> std::time::Instant {
@@ -706,6 +712,7 @@ async fn a_run_stopped_after_any_write_is_finished_by_the_next() {
             );
         }
         assert!(writes.load(Ordering::SeqCst) >= stop_after);
+        env.assert_audit_clean().await;
     }
 }
 
@@ -779,6 +786,7 @@ async fn a_stale_index_never_freezes_a_wrong_result() {
     assert_eq!(ids, [("c", 95), ("a", 90)]);
     assert_eq!(prizes(&env, "c").await, [10]);
     assert!(prizes(&env, "b").await.is_empty());
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -834,6 +842,7 @@ async fn fifty_members_of_one_team_join_and_earn_at_once() {
         .map(|e| e["score"].as_u64().unwrap())
         .sum();
     assert!(sum <= total as u64);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -923,6 +932,7 @@ async fn checkins_contests_count_check_ins_and_everyone_contests_need_no_join() 
         })
         .collect();
     assert_eq!(scores, [("habit".into(), true, 2), ("shop".into(), true, 42)]);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -951,6 +961,7 @@ async fn a_run_at_its_deadline_checkpoints_and_the_next_continues() {
     let report = settle(&env.app, "2026-11-25T00:06:00Z").await;
     assert_eq!(outcomes(&report), [("once".to_owned(), "settled".to_owned())]);
     assert_paid_once(&env, &api).await;
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -993,4 +1004,5 @@ async fn a_winner_who_cannot_be_paid_is_recorded_and_the_prize_does_not_move_dow
         )
         .await;
     assert_eq!(mine.body["result"]["paid"], false);
+    env.assert_audit_clean().await;
 }

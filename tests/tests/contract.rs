@@ -213,6 +213,7 @@ async fn a_mutated_response_fails_validation() {
             .check("PUT", "/v1/me/profile", 422, "application/json", &refused.body)
             .is_err()
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -230,4 +231,5 @@ async fn the_local_api_serves_the_contract() {
     let served = resp.text().await.unwrap();
     let file = std::fs::read_to_string(local_api::repo_root().join("openapi.yaml")).unwrap();
     assert_eq!(served, file);
+    env.assert_audit_clean().await;
 }

@@ -124,6 +124,7 @@ async fn rush_of_1000(faults: impl Fn(usize) -> Option<Fault> + Send + Sync + 's
     let reveal = store.reveal("rush", at("2026-11-30T00:00:00Z")).await.unwrap();
     assert!(reveal.ran_out.contains_key("phone"));
     eprintln!("1000 spins: {replays} answers of 503 replayed, {fallbacks} consolations for a drawn phone");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -56,6 +56,7 @@ async fn fifty_replays_of_one_key_charge_once_and_answer_the_same() {
         matches!(err, shared::Error::Domain(DomainError::IdempotencyKeyReused)),
         "{err}"
     );
+    env.assert_audit_clean().await;
 }
 
 /// One free spin a day, 3 a day in all, 4 in total; sharing adds one free spin once a day.
@@ -140,6 +141,7 @@ async fn the_limits_hold_at_their_boundary_across_the_local_midnight() {
         ),
         "{err}"
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -182,6 +184,7 @@ async fn a_tier_with_extra_spins_gets_them_free_each_day() {
     assert_eq!(store.account(&e2e::user("gold"), day).await.unwrap().balance, 100);
     let new2 = spin(&store, "new", "2", day).await.unwrap();
     assert_eq!((new2.spin.payment, new2.balance), (Payment::Paid, 40));
+    env.assert_audit_clean().await;
 }
 
 fn coupons() -> DrawSpec {
@@ -279,6 +282,7 @@ async fn two_winners_never_get_the_same_code() {
         matches!(unwon, shared::Error::Domain(DomainError::NotFound(_))),
         "{unwon}"
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -328,6 +332,7 @@ async fn every_spin_is_reproduced_by_the_verifier_and_a_tampered_one_is_not() {
     let mut wrong_seed = reveal.clone();
     wrong_seed["server_seed"] = "00".repeat(32).into();
     assert!(draw_verify::verify(&wrong_seed, &odds, "ann", &spins).is_err());
+    env.assert_audit_clean().await;
 }
 
 /// The whole story through the local API with the dev clock: create, spin free, run out of
@@ -634,6 +639,7 @@ async fn a_spin_is_one_read_and_one_write_on_a_warm_function() {
     let from = proxy.total();
     spin(&app.store, "ann", "warm", at(SPIN)).await.unwrap();
     assert_eq!(ops(from), ["BatchGetItem", "TransactWriteItems"], "warm");
+    env.assert_audit_clean().await;
 }
 
 /// A share and a redeem whose answers are lost: the SDK sends them again, the retry's condition
@@ -709,4 +715,5 @@ async fn a_share_and_a_redeem_whose_answers_are_lost_still_succeed_once() {
         matches!(again, shared::Error::Domain(DomainError::CouponRedeemed)),
         "{again}"
     );
+    env.assert_audit_clean().await;
 }

@@ -376,6 +376,7 @@ async fn every_sample_event_runs_through_its_handler() {
         for field in expect.fields {
             assert!(body.get(field).is_some(), "{name}: no {field} in {body}");
         }
+        env.assert_audit_clean().await;
     }
 }
 
@@ -423,6 +424,7 @@ async fn the_scheduled_sample_event_settles_what_is_due() {
         ran += 1;
     }
     assert_eq!(ran, 1);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -473,4 +475,5 @@ async fn the_local_api_fires_the_schedule_at_its_rate() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    env.assert_audit_clean().await;
 }

@@ -36,6 +36,7 @@ async fn throttled_reads_end_in_503_after_the_sdk_retries() {
         "took {:?}",
         started.elapsed()
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -71,6 +72,7 @@ async fn transaction_conflicts_are_retried_and_pay_once() {
             .balance,
         5
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -93,6 +95,7 @@ async fn endless_conflicts_end_in_503_and_write_nothing() {
     reply.assert_problem(503, "unavailable");
     assert!(proxy.calls("TransactWriteItems") > 10, "retried before giving up");
     assert_eq!(env.item_count().await, 0);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -117,6 +120,7 @@ async fn configuration_is_read_once_per_process_not_per_request() {
             "the tier and multiplier items came from the cache: {later}"
         );
     }
+    env.assert_audit_clean().await;
 }
 
 /// Real DynamoDB answers a plain `PutItem` on an item that a transaction holds with
@@ -170,6 +174,7 @@ async fn a_plain_write_meeting_a_transaction_is_retried_then_503() {
         )
         .await;
     get.assert_problem(404, "not-found");
+    env.assert_audit_clean().await;
 }
 
 /// Every base-table `Query` is strongly consistent: a page never misses what the same request's
@@ -197,6 +202,7 @@ async fn base_table_queries_are_consistent() {
         assert_eq!(q["ConsistentRead"], true, "{body}");
         assert!(q.get("IndexName").is_none());
     }
+    env.assert_audit_clean().await;
 }
 
 /// A committed transaction whose answer is lost: the SDK sends it again with the same
@@ -229,6 +235,7 @@ async fn a_lost_answer_to_a_committed_checkin_is_still_answered_as_a_checkin() {
     assert_eq!(reply.body["points_awarded"], 5);
     let page = env.app.store.ledger_page(&user("lou"), 10, None).await.unwrap();
     assert_eq!(page.entries.len(), 1);
+    env.assert_audit_clean().await;
 }
 
 /// Loses the answers of the first `n` `TransactWriteItems` calls (each is applied).
@@ -278,6 +285,7 @@ async fn a_checkin_sent_again_after_a_lost_commit_answers_what_it_paid() {
     let entries = ledger_of(&env, "lou").await;
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].delta, 10);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -382,6 +390,7 @@ async fn member_writes_with_an_idempotency_key_answer_the_original_after_a_lost_
     assert_eq!((count(Reason::Checkin), count(Reason::Makeup)), (2, 1));
     let balance: i64 = entries.iter().map(|e| e.delta).sum();
     assert_eq!(balance, 100 + 5 + 5 - 20);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -406,6 +415,7 @@ async fn a_grant_sent_again_after_a_lost_commit_pays_once() {
         (json!(40), json!(40))
     );
     assert_eq!(ledger_of(&env, "ned").await.len(), 1);
+    env.assert_audit_clean().await;
 }
 
 /// During a burst of admissions the ladder item is contended. The purchase never waits on it:
@@ -460,6 +470,7 @@ async fn a_contended_ladder_never_fails_the_purchase_and_the_next_read_admits() 
     assert_eq!(me.body["tier"]["name"], "Black Card", "{}", me.body);
     let state = env.app.store.tier_state().await.unwrap();
     assert_eq!(state.seats.get("Black Card"), Some(&1));
+    env.assert_audit_clean().await;
 }
 
 /// One deadline covers all of a request's DynamoDB calls: a slow store ends in 503 with
@@ -512,6 +523,7 @@ async fn a_slow_store_ends_in_503_at_the_request_deadline() {
             "{method} {path} took {took:?}"
         );
     }
+    env.assert_audit_clean().await;
 }
 
 /// The default deadline leaves the Lambda time to answer.
@@ -558,6 +570,7 @@ async fn a_ladder_change_meeting_a_transaction_is_retried() {
         1,
         "written once"
     );
+    env.assert_audit_clean().await;
 }
 
 /// A window deletion whose answer is lost: the SDK's retry of the conditional put fails its
@@ -595,6 +608,7 @@ async fn a_deletion_whose_answer_was_lost_still_answers_deleted() {
     assert_eq!(reply.body["deleted"], true);
     assert!(proxy.calls("PutItem") >= 2, "the lost answer was retried");
     assert!(env.app.store.multipliers().await.unwrap().windows.is_empty());
+    env.assert_audit_clean().await;
 }
 
 /// Profile writes under real DynamoDB's failures: a lost answer (the SDK sends the versioned put
@@ -671,6 +685,7 @@ async fn profile_writes_survive_lost_answers_conflicts_and_races() {
         .unwrap();
     assert_eq!(after.profile.version, member.profile.version + 10);
     assert!(after.profile.display_name.unwrap().starts_with("Mia "));
+    env.assert_audit_clean().await;
 }
 
 /// The first home screen's bookkeeping write (the first appearance) failing never fails the
@@ -706,4 +721,5 @@ async fn a_throttled_first_appearance_still_serves_the_home_screen() {
         .await
         .unwrap();
     assert_eq!(member.registered_at(), "2026-11-02T08:00:00Z".parse().ok());
+    env.assert_audit_clean().await;
 }

@@ -119,6 +119,7 @@ async fn balance_and_ledger_of_the_caller() {
     let entries = stolen.body["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["business_key"], "grant#t#bob");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -165,6 +166,7 @@ async fn refusals_are_problem_json_and_change_nothing() {
     assert_eq!(api.get("/v1/nope", Some(&alice), None).await.status, 404);
     // Nothing was written by any of that.
     assert_eq!(env.item_count().await, 0);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -195,6 +197,7 @@ async fn cors_is_answered_as_api_gateway_does() {
         .await;
     assert_eq!(get.status, 200);
     assert_eq!(get.headers["access-control-allow-origin"], "*");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -238,6 +241,7 @@ async fn every_cursor_answers_200_or_400() {
             reply.assert_problem(400, "invalid-request");
         }
     }
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -264,4 +268,5 @@ async fn a_group_claim_is_read_as_api_gateway_renders_it() {
             .await
             .assert_problem(403, "forbidden");
     }
+    env.assert_audit_clean().await;
 }

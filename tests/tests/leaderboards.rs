@@ -184,6 +184,7 @@ async fn points_boards_count_earning_not_grants_and_share_ranks() {
         me(&api, "weekly", "u-ann-01", 0, next_week).await["ranked"],
         false
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -245,6 +246,7 @@ async fn checkins_count_and_make_ups_do_not() {
         30,
         "a make-up never counts"
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -289,6 +291,7 @@ async fn bad_boards_and_parameters() {
         .status,
         200
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -296,6 +299,7 @@ async fn fifty_members_earning_at_once_rank_as_their_ledgers_say() {
     let env = TestEnv::new().await;
     let api = Arc::new(env.spawn_api().await);
     earn_at_once_and_check(&env, api, 50).await;
+    env.assert_audit_clean().await;
 }
 
 /// The two "at once" tests take turns: each alone is the load it claims to withstand.
@@ -320,6 +324,7 @@ async fn conflicting_transactions_still_rank_as_the_ledgers_say() {
     earn_at_once_and_check(&env, api, 30).await;
     let conflicts = proxy.calls("TransactWriteItems") / 5;
     assert!(conflicts >= 18, "{conflicts} conflicts answered");
+    env.assert_audit_clean().await;
 }
 
 async fn earn_at_once_and_check(env: &TestEnv, api: Arc<TestApi>, members: usize) {

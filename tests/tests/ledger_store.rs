@@ -61,6 +61,7 @@ async fn fifty_concurrent_credits_with_one_business_key_pay_once() {
         (account.balance, account.lifetime_earned, account.seq),
         (10, 10, 1)
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -114,6 +115,7 @@ async fn fifty_concurrent_credits_with_different_keys_all_land_and_sum_up() {
         running += e.delta;
         assert_eq!(e.balance_after, running, "entry {}", e.seq);
     }
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -153,6 +155,7 @@ async fn a_debit_above_the_balance_changes_nothing() {
     assert!(
         matches!(out, TxOutcome::Committed { ref account, .. } if account.balance == 0 && account.lifetime_earned == 30)
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -192,6 +195,7 @@ async fn a_replay_days_later_still_pays_nothing() {
         env.app.store.account(&u, e2e::fixed_now()).await.unwrap().balance,
         5
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -221,6 +225,7 @@ async fn ledger_pages_newest_first() {
         }
     }
     assert_eq!(seen, vec![7, 6, 5, 4, 3, 2, 1]);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -252,4 +257,5 @@ async fn a_business_key_paid_to_one_member_is_never_an_answer_for_another() {
             .balance,
         0
     );
+    env.assert_audit_clean().await;
 }

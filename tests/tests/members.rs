@@ -95,6 +95,7 @@ async fn display_names_are_validated_and_shown_to_others() {
     api.get("/v1/me/profile", Some(&service_token("shop")), Some(T0))
         .await
         .assert_problem(403, "forbidden");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -128,6 +129,7 @@ async fn opting_out_of_boards_shows_anonymous_everywhere() {
     put_profile(&api, "amy-0002", json!({ "display_name": "Anonymous" }))
         .await
         .assert_problem(422, "reserved-name");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -195,6 +197,7 @@ async fn reserved_names_and_an_admins_reset() {
     )
     .await
     .assert_problem(403, "forbidden");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -271,6 +274,7 @@ async fn a_service_sets_the_registration_date() {
         )
         .await;
     assert_eq!(by_admin.body["registered_at"], "2025-01-01T00:00:00Z");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -348,6 +352,7 @@ async fn first_appearance_is_the_first_write_or_home_screen() {
     assert_eq!(registered("dot-0008").await, "2026-11-04T08:00:00Z");
     // Reading one's profile is not an appearance.
     assert_eq!(registered("eli-0009").await, Value::Null);
+    env.assert_audit_clean().await;
 }
 
 /// Removes the account's first appearance, as on an account created before it was recorded.
@@ -464,4 +469,5 @@ async fn the_backfill_records_the_earliest_of_first_entry_and_first_checkin() {
         .item
         .unwrap();
     assert!(matches!(profile.get("first_seen"), Some(AttributeValue::S(_))));
+    env.assert_audit_clean().await;
 }

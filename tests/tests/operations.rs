@@ -142,6 +142,7 @@ async fn a_check_in_on_the_real_binary_writes_top_level_emf_lines_with_the_right
         1
     );
     assert!(sandbox.alive());
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -199,6 +200,7 @@ async fn every_log_line_of_a_request_carries_its_id_and_route_and_no_token() {
         (Some("unauthenticated"), Some(1))
     );
     assert!(sandbox.alive());
+    env.assert_audit_clean().await;
 }
 
 #[test]

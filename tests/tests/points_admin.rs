@@ -133,6 +133,7 @@ async fn a_hundred_concurrent_replays_of_one_grant_pay_once_and_answer_alike() {
     .await;
     assert_eq!(other.status, 200);
     assert_eq!(points(&api, "ann", NOW).await["balance"], 125);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -166,6 +167,7 @@ async fn concurrent_holds_never_overdraw() {
     let entries = ledger(&api, "cid", NOW).await;
     let sum: i64 = entries.iter().map(|e| e["delta"].as_i64().unwrap()).sum();
     assert_eq!(sum, 100, "balance = Σ ledger");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -212,6 +214,7 @@ async fn capture_and_release_racing_exactly_one_wins() {
     assert_eq!(p["balance"].as_i64().unwrap(), sum);
     assert_eq!(p["held"], 0);
     assert_eq!(sum, 500 - 100 * count(&entries, "capture") as i64);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -256,6 +259,7 @@ async fn partial_reversals_are_capped_at_the_grant() {
     )
     .await
     .assert_problem(404, "not-found");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -278,6 +282,7 @@ async fn a_reversal_after_spending_leaves_a_negative_balance_that_blocks_spendin
     // New earnings pay the debt first.
     grant(&api, "order-8", "fay", 100, NOW).await;
     assert_eq!(points(&api, "fay", NOW).await["balance"], 20);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -325,6 +330,7 @@ async fn points_expire_after_month_plus_twelve_and_holds_time_out() {
     settle(&api, "c1", id, "capture")
         .await
         .assert_problem(409, "hold-not-active");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -433,6 +439,7 @@ async fn purchases_multiply_by_tier_and_window_and_tiers_move() {
         (entries[1]["note"].clone(), entries[1]["by"].clone()),
         (json!("returned"), json!("service:shop"))
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -477,6 +484,7 @@ async fn a_capped_tier_never_exceeds_its_members_under_concurrency() {
     assert_eq!(tiers_seen.iter().filter(|t| *t == "VIP").count(), 7);
     let state = api.get("/v1/admin/tiers", Some(&admin_token("ops")), None).await;
     assert_eq!(state.body["seats"], json!({ "Black Card": 3 }));
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -523,6 +531,7 @@ async fn a_stale_configuration_cache_never_over_admits_a_newly_capped_tier() {
     assert_eq!(black, 1, "the cap set a moment ago holds");
     let state = admin_process.get("/v1/admin/tiers", Some(&admin), None).await;
     assert_eq!(state.body["seats"], json!({ "Black Card": 1 }));
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -651,6 +660,7 @@ async fn who_may_write_and_what_is_refused() {
     .await
     .assert_problem(422, "invalid-value");
     assert_eq!(env.item_count().await, before, "refusals write nothing");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -697,6 +707,7 @@ async fn a_purchase_worth_no_points_answers_its_result_every_time() {
     )
     .await
     .assert_problem(409, "idempotency-key-reused");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -818,6 +829,7 @@ async fn multiplier_windows_are_limited_deletable_and_pruned() {
         !ids.iter().any(|id| id.starts_with('w')),
         "ended windows were pruned"
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -876,6 +888,7 @@ async fn support_may_reverse_a_shops_grant_and_is_recorded() {
     )
     .await;
     assert_eq!(r.body["reversed"], 60, "{}", r.body);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -941,4 +954,5 @@ async fn a_refund_of_expired_points_never_takes_them_twice() {
     );
     let sum: i64 = entries.iter().map(|e| e["delta"].as_i64().unwrap()).sum();
     assert_eq!(sum, -60, "balance = Σ ledger");
+    env.assert_audit_clean().await;
 }

@@ -225,6 +225,7 @@ async fn the_first_purchase_pays_the_referrer_once() {
     assert_eq!(ledger(store, "ann").await.len(), 1);
     // Bob: the invitee reward, the goodwill grant and the two purchases.
     assert_eq!(balance(store, "bob", later).await, 100 + 50 + 60);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -268,6 +269,7 @@ async fn the_first_checkin_qualifies_when_the_program_says_so() {
     claim(store, "cy", &ann, at(BUY)).await;
     assert_eq!(referral(store, "cy").await.status, Status::Paid);
     assert_eq!(balance(store, "ann", next_day).await, 200);
+    env.assert_audit_clean().await;
 }
 
 /// A proxy that fails every referrer payment or undo (its transaction names the referrer's
@@ -329,6 +331,7 @@ async fn a_stop_between_qualifying_and_paying_is_repaired_once() {
         vec!["referral-referrer#bob"]
     );
     assert_eq!(store.reconcile_referrals(later, 100).await.unwrap().due, 0);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -357,6 +360,7 @@ async fn a_lost_answer_to_the_payment_pays_once() {
     assert_eq!((r.status, r.due), (Status::Paid, None));
     assert_eq!(balance(store, "ann", at(BUY)).await, 100);
     assert_eq!(ledger(store, "ann").await.len(), 1);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -404,6 +408,7 @@ async fn caps_count_in_the_month_of_payment_and_a_revoke_frees_no_slot() {
     assert_eq!((view.paid_this_month, view.paid_ever), (2, 22));
     assert_eq!(view.claimed, 23);
     assert_eq!((view.rewards_paid, view.rewards_pending), (2100, 0));
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -424,6 +429,7 @@ async fn the_lifetime_cap_holds_across_months() {
     assert_eq!(referral(store, "bob").await.status, Status::Paid);
     assert_eq!(referral(store, "cy").await.status, Status::Capped);
     assert_eq!(balance(store, "ann", next_month).await, 100);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -493,6 +499,7 @@ async fn reversing_the_qualifying_purchase() {
         (100, 2),
         "a reversal frees no slot"
     );
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -560,6 +567,7 @@ async fn a_revoke_reverses_both_rewards_once() {
             .await,
         Err(shared::Error::Domain(shared::domain::DomainError::NotFound(_)))
     ));
+    env.assert_audit_clean().await;
 }
 
 /// Sum of a member's ledger deltas: what the balance must be.
@@ -646,6 +654,7 @@ async fn a_qualifying_purchase_races_two_checkins_and_a_revoke() {
         .await
         .unwrap();
     assert_eq!((view.rewards_paid, view.rewards_pending), (0, 0));
+    env.assert_audit_clean().await;
 }
 
 mod story {
@@ -872,5 +881,6 @@ mod story {
         .await;
         assert_eq!(result["result"]["position"], 1, "{result}");
         assert_eq!(result["result"]["prize"]["points"], 500, "{result}");
+        env.assert_audit_clean().await;
     }
 }

@@ -43,6 +43,7 @@ async fn the_program_is_off_until_put_and_put_programs_are_checked() {
         .await
         .unwrap();
     assert_eq!(again.version, 2);
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -119,6 +120,7 @@ async fn concurrent_first_calls_make_one_code() {
         )
         .await;
     assert_eq!(home.body["referral_code"], code.as_str());
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -134,6 +136,7 @@ async fn no_code_is_made_while_the_program_is_off() {
         .await;
     assert_eq!(home.status, 200);
     assert_eq!(home.body["referral_code"], serde_json::Value::Null);
+    env.assert_audit_clean().await;
 }
 
 /// A table with the program on (defaults) and codes for `members`.

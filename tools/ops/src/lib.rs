@@ -5,6 +5,7 @@
 //! TABLE_NAME=<table> cargo run -p ops -- backfill-first-appearances [--segments N]
 //! TABLE_NAME=<table> cargo run -p ops -- settle-contests [--now <RFC 3339 instant>]
 //! cargo run -p ops -- check-deploy [Name=Value ...]
+//! TABLE_NAME=<table> cargo run -p ops -- audit
 //! ```
 //!
 //! - `backfill-first-appearances`: records when members who predate first-appearance tracking
@@ -19,10 +20,16 @@
 //!   read by the very code a cold start runs (`Config::from_lookup`), so a zone that is not in the
 //!   IANA database or a number out of range is refused here rather than by every cold start.
 //!   CloudFormation's own rules (patterns, ranges) catch the rest at deploy time.
+//! - `audit`: reads the whole table and checks every invariant the features define ([`audit`]):
+//!   balances, the ledger's numbering and guards, stock, draws, contest prizes, referral caps,
+//!   board and contest scores. Prints a report; exits non-zero on any violation.
+
+pub mod audit;
 
 pub const USAGE: &str = "usage: campaign-ops backfill-first-appearances [--segments N]
        campaign-ops settle-contests [--now <RFC 3339 instant>]   (TABLE_NAME must be set)
-       campaign-ops check-deploy [Name=Value ...]               (the sam deploy parameter overrides)";
+       campaign-ops check-deploy [Name=Value ...]               (the sam deploy parameter overrides)
+       campaign-ops audit                                       (TABLE_NAME must be set)";
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +43,7 @@ pub enum Command {
     CheckDeploy {
         overrides: Vec<(String, String)>,
     },
+    Audit,
 }
 
 /// Parses the arguments after the program name.
@@ -62,6 +70,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 .map_err(|_| format!("--now must be an RFC 3339 instant, not {at}")),
             _ => Err(USAGE.to_owned()),
         },
+        [cmd] if cmd == "audit" => Ok(Command::Audit),
         [cmd, rest @ ..] if cmd == "check-deploy" => rest
             .iter()
             .map(|pair| match pair.split_once('=') {
@@ -144,6 +153,48 @@ pub fn check_deploy(
     }
 }
 
+/// Audits the app's table in its business zone, drawing a progress line on stderr when it is a
+/// terminal.
+pub async fn audit_table(app: &shared::App) -> Result<audit::Report, String> {
+    use std::io::IsTerminal;
+    let store = &app.store;
+    let estimate = store
+        .client()
+        .describe_table()
+        .table_name(store.table())
+        .send()
+        .await
+        .ok()
+        .and_then(|t| t.table?.item_count)
+        .unwrap_or(0);
+    let tty = std::io::stderr().is_terminal();
+    let report = audit::run(store.client(), store.table(), app.config.business_zone, |read| {
+        if tty {
+            eprint!("\r{}", progress_line(read, estimate));
+        }
+    })
+    .await?;
+    if tty {
+        eprintln!();
+    }
+    Ok(report)
+}
+
+/// `read` items of about `estimate` (DynamoDB's item count, refreshed every few hours; 0 if
+/// unknown) as a bar.
+pub fn progress_line(read: usize, estimate: i64) -> String {
+    let estimate = usize::try_from(estimate).unwrap_or(0).max(read);
+    if estimate == 0 {
+        return format!("scanning: {read} items");
+    }
+    let filled = read * 30 / estimate;
+    format!(
+        "scanning [{}{}] {read}/~{estimate} items",
+        "#".repeat(filled),
+        " ".repeat(30 - filled)
+    )
+}
+
 /// Runs a command; returns what to print.
 pub async fn run(command: &Command, app: &shared::App) -> Result<String, String> {
     match command {
@@ -156,6 +207,13 @@ pub async fn run(command: &Command, app: &shared::App) -> Result<String, String>
                 local_api::schedule::scheduled_event("SettleContestsFunction", chrono::Utc::now(), *now);
             let report = local_api::schedule::fire(app, "SettleContestsFunction", event).await?;
             serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
+        }
+        Command::Audit => {
+            let report = audit_table(app).await?;
+            match report.is_clean() {
+                true => Ok(report.render()),
+                false => Err(report.render()),
+            }
         }
         Command::BackfillFirstAppearances { segments } => {
             let report = app
@@ -236,6 +294,20 @@ mod tests {
     }
 
     #[test]
+    fn the_progress_line_fills_with_the_items_read() {
+        assert_eq!(progress_line(7, 0), "scanning: 7 items");
+        assert_eq!(
+            progress_line(50, 100),
+            format!("scanning [{}{}] 50/~100 items", "#".repeat(15), " ".repeat(15))
+        );
+        // The estimate is hours old: never past full.
+        assert_eq!(
+            progress_line(120, 100),
+            format!("scanning [{}] 120/~120 items", "#".repeat(30))
+        );
+    }
+
+    #[test]
     fn parses_the_backfill_and_refuses_anything_else() {
         assert_eq!(
             parse(&args(&["backfill-first-appearances"])),
@@ -245,6 +317,8 @@ mod tests {
             parse(&args(&["backfill-first-appearances", "--segments", "16"])),
             Ok(Command::BackfillFirstAppearances { segments: 16 })
         );
+        assert_eq!(parse(&args(&["audit"])), Ok(Command::Audit));
+        assert!(parse(&args(&["audit", "--fix"])).is_err());
         assert_eq!(
             parse(&args(&["settle-contests"])),
             Ok(Command::SettleContests { now: None })
