@@ -183,10 +183,11 @@ pub async fn audit_table(app: &shared::App) -> Result<audit::Report, String> {
 /// `read` items of about `estimate` (DynamoDB's item count, refreshed every few hours; 0 if
 /// unknown) as a bar.
 pub fn progress_line(read: usize, estimate: i64) -> String {
-    let estimate = usize::try_from(estimate).unwrap_or(0).max(read);
+    let estimate = usize::try_from(estimate).unwrap_or(0);
     if estimate == 0 {
         return format!("scanning: {read} items");
     }
+    let estimate = estimate.max(read);
     let filled = read * 30 / estimate;
     format!(
         "scanning [{}{}] {read}/~{estimate} items",
