@@ -4,6 +4,7 @@
 
 pub mod contract;
 pub mod fault;
+pub mod outage;
 pub mod runtime;
 pub mod story;
 

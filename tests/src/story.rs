@@ -27,11 +27,14 @@ pub struct Story {
     pub alice_spins: u64,
 }
 
-/// A sample event's JSON body (events/<name>.json).
+/// A sample event's JSON body (events/<name>.json); `{}` for a sample sent without one.
 pub fn event_body(name: &str) -> Value {
     let path = local_api::repo_root().join("events").join(format!("{name}.json"));
     let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("event")).expect("json");
-    serde_json::from_str(event["body"].as_str().expect("body")).expect("body json")
+    match event["body"].as_str() {
+        Some(body) => serde_json::from_str(body).expect("body json"),
+        None => json!({}),
+    }
 }
 
 fn ok(r: &crate::Reply, what: &str) {
