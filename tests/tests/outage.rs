@@ -272,3 +272,80 @@ async fn an_outage_mid_load_answers_503_in_time_and_the_load_completes_after() {
     let report = env.assert_audit_clean().await;
     assert!(report.checked["draw.spins"] > 0 && report.checked["referral.paid"] > 0);
 }
+
+/// A third of the writes' answers are lost on their way back (the SDK sends them again), and then the app
+/// loses every answer too and sends each request again with its idempotency key: spins, claims and
+/// grants answer exactly their first answer, and nothing is paid, won or charged twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lost_answers_at_every_layer_pay_once() {
+    use e2e::fault::{Fault, FaultProxy};
+    let proxy = FaultProxy::start(
+        e2e::endpoint(),
+        Arc::new(|op, nth| {
+            (matches!(op, "TransactWriteItems" | "PutItem" | "UpdateItem") && nth % 3 == 0)
+                .then_some(Fault::LoseResponse)
+        }),
+    )
+    .await;
+    let env = TestEnv::with_endpoint(&proxy.endpoint).await;
+    let api = e2e::spawn_api(env.app.clone()).await;
+    let codes = Arc::new(setup(&api).await);
+    let (workers, rounds) = (8, 10);
+    let tasks: Vec<_> = (0..workers)
+        .map(|worker| {
+            let (api, codes) = (api.clone(), codes.clone());
+            tokio::spawn(async move {
+                let mut answered = Vec::new();
+                for round in 0..rounds {
+                    // A 503 (the SDK gave up on lost answers) is sent again, as the app would.
+                    let op = op(worker, round, &codes);
+                    let mut answer = send(&api, &op).await;
+                    for _ in 0..10 {
+                        if answer.status != 503 {
+                            break;
+                        }
+                        assert!(answer.retry_after, "{}: 503 without Retry-After", op.path);
+                        answer = send(&api, &op).await;
+                    }
+                    answered.push(answer);
+                }
+                answered
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.extend(t.await.expect("a worker panicked"));
+    }
+    assert!(proxy.calls("TransactWriteItems") > 0);
+    for first in &answers {
+        assert!(
+            first.status < 500,
+            "{} ({}): {} {}",
+            first.op.path,
+            first.op.key,
+            first.status,
+            first.body
+        );
+        let again = send(&api, &first.op).await;
+        let what = format!("{} ({}) sent again", first.op.path, first.op.key);
+        assert_eq!(again.status, first.status, "{what}: {}", again.body);
+        let replays_verbatim = ["/spins", "/grants", "/claim"]
+            .iter()
+            .any(|p| first.op.path.ends_with(p));
+        if replays_verbatim && first.status < 300 {
+            assert_eq!(again.body, first.body, "{what}");
+        }
+    }
+    for path in [
+        "/v1/draws/double12/spins",
+        "/v1/admin/points/grants",
+        "/v1/referrals/claim",
+    ] {
+        assert!(
+            answers.iter().any(|a| a.op.path == path && a.status < 300),
+            "no {path} succeeded"
+        );
+    }
+    env.assert_audit_clean().await;
+}
