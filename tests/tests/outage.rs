@@ -14,7 +14,14 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 const DEADLINE_MS: u64 = 1_500;
-const WORKERS: usize = 16;
+/// Callers at once (`LOAD_WORKERS`, default 16; `HEAVY=1 scripts/test.sh` runs 64).
+fn workers() -> usize {
+    std::env::var("LOAD_WORKERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(16)
+}
 const ROUNDS: usize = 24;
 
 /// One request of the load, as the app or the shop's backend would send it (and send it again).
@@ -136,7 +143,7 @@ async fn setup(api: &TestApi) -> Vec<String> {
         .await;
     assert!(r.status < 300, "{}", r.body);
     let mut codes = Vec::new();
-    for worker in 0..WORKERS {
+    for worker in 0..workers() {
         let me = api
             .get("/v1/me", Some(&member_token(&format!("m-{worker}"))), Some(at))
             .await;
@@ -163,7 +170,7 @@ async fn an_outage_mid_load_answers_503_in_time_and_the_load_completes_after() {
     let codes = Arc::new(setup(&api).await);
 
     let answers: Arc<Mutex<Vec<Answered>>> = Arc::default();
-    let workers: Vec<_> = (0..WORKERS)
+    let callers: Vec<_> = (0..workers())
         .map(|worker| {
             let (api, answers, codes) = (api.clone(), answers.clone(), codes.clone());
             tokio::spawn(async move {
@@ -184,7 +191,7 @@ async fn an_outage_mid_load_answers_503_in_time_and_the_load_completes_after() {
     let hung_from = Instant::now();
     outage.for_a_while(Mode::Hang, Duration::from_secs(4)).await;
     let hung_until = Instant::now();
-    for w in workers {
+    for w in callers {
         w.await.expect("a worker panicked");
     }
 
@@ -219,11 +226,11 @@ async fn an_outage_mid_load_answers_503_in_time_and_the_load_completes_after() {
         }
     }
     assert!(
-        in_refusal >= WORKERS / 2,
+        in_refusal >= workers() / 2,
         "{in_refusal} requests fell wholly inside the refusal"
     );
     assert!(
-        in_hang >= WORKERS / 2,
+        in_hang >= workers() / 2,
         "{in_hang} requests fell wholly inside the hang"
     );
 
