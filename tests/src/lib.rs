@@ -136,7 +136,8 @@ pub async fn spawn_api_per_function(app_for: impl FnMut(&str) -> App) -> TestApi
     let api = Arc::new(
         LocalApi::with_apps(&template, app_for)
             .expect("local api")
-            .with_openapi(openapi),
+            .with_openapi(openapi)
+            .with_docs(local_api::docs_dir()),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));

@@ -233,3 +233,52 @@ async fn the_local_api_serves_the_contract() {
     assert_eq!(served, file);
     env.assert_audit_clean().await;
 }
+
+/// The interactive page for the contract: served by the local API at /docs without a token, from
+/// the pinned Swagger UI files scripts/setup.sh installed, on the local /openapi.yaml; it loads
+/// nothing from anywhere else, and serves no file outside its directory.
+#[tokio::test]
+async fn the_docs_page_is_served_from_the_pinned_files() {
+    let dir = local_api::docs_dir().expect("scripts/setup.sh installs Swagger UI into .local/swagger-ui");
+    let env = e2e::TestEnv::new().await;
+    let api = env.spawn_api().await;
+    let get = |path: &'static str| {
+        let api = api.clone();
+        async move {
+            let r = reqwest::get(format!("{}{path}", api.base)).await.unwrap();
+            let kind = r.headers()["content-type"].to_str().unwrap().to_owned();
+            (r.status().as_u16(), kind, r.bytes().await.unwrap())
+        }
+    };
+    let (status, kind, page) = get("/docs").await;
+    assert_eq!((status, kind.as_str()), (200, "text/html; charset=utf-8"));
+    let page = String::from_utf8(page.to_vec()).unwrap();
+    assert!(page.contains(r#"url: "/openapi.yaml""#), "{page}");
+    assert!(
+        !page.contains("http://") && !page.contains("https://") && !page.contains("//cdn"),
+        "{page}"
+    );
+    for asset in [
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui-standalone-preset.js",
+    ] {
+        assert!(page.contains(&format!("/docs/{asset}")), "{asset}");
+    }
+    let (status, kind, bundle) = get("/docs/swagger-ui-bundle.js").await;
+    assert_eq!((status, kind.as_str()), (200, "text/javascript; charset=utf-8"));
+    assert_eq!(
+        bundle.to_vec(),
+        std::fs::read(dir.join("swagger-ui-bundle.js")).unwrap()
+    );
+    assert_eq!(get("/docs/swagger-ui.css").await.0, 200);
+    for outside in [
+        "/docs/../Cargo.toml",
+        "/docs/..%2FCargo.toml",
+        "/docs/.hidden.js",
+        "/docs/package.json",
+        "/docs/nope.js",
+    ] {
+        assert_eq!(get(outside).await.0, 404, "{outside}");
+    }
+}

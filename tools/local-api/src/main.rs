@@ -52,12 +52,21 @@ async fn main() -> Result<(), BoxError> {
         );
     }
     local_api::schedule::spawn(Arc::new(app.clone()), schedules);
-    let api = Arc::new(LocalApi::new(app, &template)?.with_openapi(openapi));
+    let docs = local_api::docs_dir();
+    let api = Arc::new(
+        LocalApi::new(app, &template)?
+            .with_openapi(openapi)
+            .with_docs(docs.clone()),
+    );
     // Loopback only: tokens are decoded without checking signatures.
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("Campaign Functions local API on http://{addr} (DynamoDB Local at {endpoint}, table {table})");
     println!("The contract (OpenAPI 3.1): http://{addr}/openapi.yaml");
+    match docs {
+        Some(_) => println!("Its interactive page: http://{addr}/docs"),
+        None => println!("(no /docs page: scripts/setup.sh installs Swagger UI)"),
+    }
     println!(
         "JWT signatures are NOT checked locally; dev clock (x-debug-now) is {}",
         if dev_clock { "ON" } else { "off" }

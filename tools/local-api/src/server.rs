@@ -29,6 +29,60 @@ pub struct LocalApi {
     cors: Option<Cors>,
     /// The API contract, served at `GET /openapi.yaml` (a local convenience: API Gateway does not).
     openapi: Option<Bytes>,
+    /// The Swagger UI files (the pinned npm `swagger-ui-dist` that scripts/setup.sh installs),
+    /// served at [`DOCS_PATH`].
+    docs: Option<std::path::PathBuf>,
+}
+
+/// Where the local API serves the interactive page for the contract.
+pub const DOCS_PATH: &str = "/docs";
+
+/// The page at [`DOCS_PATH`]: Swagger UI from the local files, on the local contract. Nothing is
+/// fetched from anywhere else.
+const DOCS_PAGE: &str = r##"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Campaign Functions API</title>
+  <link rel="icon" type="image/png" href="/docs/favicon-32x32.png">
+  <link rel="stylesheet" href="/docs/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/swagger-ui-bundle.js"></script>
+  <script src="/docs/swagger-ui-standalone-preset.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({
+      url: "/openapi.yaml",
+      dom_id: "#swagger-ui",
+      presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+      layout: "StandaloneLayout",
+      validatorUrl: null,
+      persistAuthorization: true
+    });
+  </script>
+</body>
+</html>
+"##;
+
+/// A file of the docs directory: a plain name (no path), one of the kinds the page uses.
+fn docs_file(dir: &std::path::Path, name: &str) -> Option<(Vec<u8>, &'static str)> {
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let kind = match name.rsplit_once('.')?.1 {
+        "css" => "text/css; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "png" => "image/png",
+        "map" => "application/json",
+        _ => return None,
+    };
+    plain
+        .then(|| std::fs::read(dir.join(name)).ok())
+        .flatten()
+        .map(|b| (b, kind))
 }
 
 /// Where the local API serves the contract.
@@ -63,12 +117,20 @@ impl LocalApi {
             routes,
             cors: template.cors()?,
             openapi: None,
+            docs: None,
         })
     }
 
     /// Serves `yaml` (the contract, `openapi.yaml`) at [`OPENAPI_PATH`], without a token.
     pub fn with_openapi(mut self, yaml: impl Into<Bytes>) -> Self {
         self.openapi = Some(yaml.into());
+        self
+    }
+
+    /// Serves the interactive page for the contract at [`DOCS_PATH`] from `dir` (the Swagger UI
+    /// files; [`crate::docs_dir`]), without a token.
+    pub fn with_docs(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.docs = dir;
         self
     }
 
@@ -188,6 +250,25 @@ async fn dispatch(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/yaml"),
         );
+        return resp;
+    }
+    if method == "GET" && (path == DOCS_PATH || path.starts_with("/docs/")) {
+        let Some(dir) = &api.docs else {
+            return gateway_error(
+                404,
+                "Not Found (the docs page needs scripts/setup.sh to install Swagger UI)",
+            );
+        };
+        let (bytes, kind) = match path.trim_start_matches(DOCS_PATH).trim_start_matches('/') {
+            "" | "index.html" => (DOCS_PAGE.as_bytes().to_vec(), "text/html; charset=utf-8"),
+            name => match docs_file(dir, name) {
+                Some(found) => found,
+                None => return gateway_error(404, "Not Found"),
+            },
+        };
+        let mut resp = hyper::Response::new(Full::new(Bytes::from(bytes)));
+        resp.headers_mut()
+            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(kind));
         return resp;
     }
     let matched = api.routes.iter().find_map(|(route, handler, app)| {
