@@ -2,6 +2,8 @@
 //! that turns an error into an `application/problem+json` response.
 
 mod auth;
+#[cfg(test)]
+mod fuzz_tests;
 mod problem;
 mod request;
 
