@@ -195,6 +195,9 @@ impl ContestSpec {
     }
 }
 
+/// How many reasons a `points_earned` contest can count (`all_counted`).
+const COUNTED_REASONS: usize = 4;
+
 fn all_counted() -> Vec<Reason> {
     vec![
         Reason::Purchase,
@@ -335,6 +338,11 @@ fn normalize(mut spec: ContestSpec) -> Result<ContestSpec, DomainError> {
                 return Err(DomainError::invalid("campaign", "only for the checkins metric"));
             }
             if let Some(reasons) = &mut spec.reasons {
+                // Repeats are folded, but a list longer than the counted reasons is refused (the
+                // contract's `maxItems`).
+                if reasons.len() > COUNTED_REASONS {
+                    return Err(DomainError::invalid("reasons", "at most 4 reasons"));
+                }
                 reasons.sort();
                 reasons.dedup();
                 if reasons.is_empty() || reasons.iter().any(|r| !boards::counts(*r)) {

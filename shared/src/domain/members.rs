@@ -289,6 +289,9 @@ impl ReservedNames {
         names
             .iter()
             .map(|name| {
+                if name.len() > MAX_NAME_BYTES {
+                    return Err(DomainError::invalid("names", "each name at most 256 bytes"));
+                }
                 let key = reserved_key(name);
                 if key.is_empty() || key.graphemes(true).count() > MAX_NAME_GRAPHEMES {
                     Err(DomainError::invalid(

@@ -235,6 +235,10 @@ impl MultiplierWindow {
                 "only purchase and checkin earnings can be multiplied",
             ));
         }
+        let distinct: std::collections::BTreeSet<&Reason> = self.reasons.iter().collect();
+        if distinct.len() != self.reasons.len() {
+            return Err(DomainError::invalid("reasons", "each reason at most once"));
+        }
         Ok(())
     }
 
@@ -840,6 +844,9 @@ mod tests {
             reasons,
         };
         assert!(w(vec![Reason::Purchase]).validate().is_ok());
+        assert!(w(vec![Reason::Purchase, Reason::Checkin]).validate().is_ok());
+        // Each reason once: the contract's `maxItems` is the two multipliable reasons.
+        assert!(w(vec![Reason::Purchase, Reason::Purchase]).validate().is_err());
         assert!(w(vec![Reason::Milestone]).validate().is_err());
         assert!(w(vec![]).validate().is_err());
         let mut backwards = w(vec![Reason::Checkin]);

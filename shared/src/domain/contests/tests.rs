@@ -63,6 +63,26 @@ fn field(r: Result<ContestSpec, DomainError>) -> &'static str {
 }
 
 #[test]
+fn at_most_four_counted_reasons_are_given() {
+    let with = |reasons: Vec<Reason>| {
+        check(ContestSpec {
+            reasons: Some(reasons),
+            ..spec()
+        })
+    };
+    assert_eq!(
+        with(vec![Reason::Checkin, Reason::Purchase]).unwrap().reasons,
+        Some(vec![Reason::Purchase, Reason::Checkin])
+    );
+    assert_eq!(
+        with(vec![Reason::Purchase; 4]).unwrap().reasons,
+        Some(vec![Reason::Purchase])
+    );
+    assert_eq!(field(with(vec![Reason::Purchase; 5])), "reasons");
+    assert_eq!(all_counted().len(), COUNTED_REASONS);
+}
+
+#[test]
 fn a_valid_contest_is_normalized() {
     let s = check(spec()).unwrap();
     assert_eq!(s.title, "Autumn sprint");

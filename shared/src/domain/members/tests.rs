@@ -178,6 +178,12 @@ fn reserved_lists_are_normalized_and_bounded() {
     assert!(ReservedNames::from_list(&["  ".into()]).is_err());
     assert!(ReservedNames::from_list(&["x".repeat(25)]).is_err());
     assert!(ReservedNames::from_list(&["x".repeat(24)]).is_ok());
+    // A name is at most 256 bytes as sent, whatever its key (combining marks add no cluster).
+    let marks = format!("a{}", "\u{301}".repeat(127));
+    assert_eq!(marks.len(), 255);
+    assert!(ReservedNames::from_list(&[marks.clone()]).is_ok());
+    assert!(ReservedNames::from_list(&[format!("{marks}b")]).is_ok());
+    assert!(ReservedNames::from_list(&[format!("{marks}bc")]).is_err());
     let many: Vec<String> = (0..=MAX_RESERVED_NAMES).map(|i| format!("n{i}")).collect();
     assert!(ReservedNames::from_list(&many).is_err());
     assert!(ReservedNames::from_list(&many[..MAX_RESERVED_NAMES]).is_ok());
