@@ -59,6 +59,7 @@ async fn the_audit_is_clean_on_what_the_api_wrote_and_catches_each_corruption() 
         "ledger.guard",
         "ledger.once",
         "ledger.holds",
+        "checkin.days",
         "reversal.total",
         "draw.spins",
         "draw.payment",
@@ -120,6 +121,25 @@ async fn the_audit_is_clean_on_what_the_api_wrote_and_catches_each_corruption() 
         ("an open hold without its index", "ledger.holds", {
             let hold = told.bob_hold.clone();
             Box::new(move |i| remove(i, &format!("HOLD#{hold}"), "HOLD"))
+        }),
+        ("a check-in paid for a day not checked in", "checkin.days", {
+            let alice = alice.clone();
+            Box::new(move |i| remove(i, &alice, "CHECKIN#daily#"))
+        }),
+        ("a capped tier over its cap", "tier.seats", {
+            Box::new(move |i| {
+                let mut ladder = story::event_body("put-v1-admin-tiers");
+                ladder["tiers"][1]["max_members"] = json!(1);
+                let name = ladder["tiers"][1]["name"].clone();
+                i.push(Item {
+                    pk: "CONFIG".into(),
+                    sk: "TIERS".into(),
+                    body: json!({
+                        "pk": "CONFIG", "sk": "TIERS", "version": 3,
+                        "config": ladder, "seats": { name.as_str().unwrap(): 2 }
+                    }),
+                });
+            })
         }),
         ("more reversed than granted", "reversal.total", {
             Box::new(move |i| {

@@ -14,6 +14,8 @@
 //! | `ledger.guard` | each entry has the guard of its business key, naming it (member, seq, id, delta); each guard names an entry |
 //! | `ledger.once` | no business key appears on two entries |
 //! | `ledger.holds` | each open hold has its index item, naming the member and the amount |
+//! | `checkin.days` | each check-in payment is a day checked in, each make-up charge a day made up |
+//! | `tier.seats` | no capped tier counts more members than its cap |
 //! | `reversal.total` | what was reversed of a grant (its counter, and the reversal entries) ≤ the grant |
 //! | `draw.stock` | each stock item: `taken` ≤ `total`; per prize, Σ `taken` = the spins that won it (so awards ≤ stock ever added) |
 //! | `draw.coupon` | each coupon won by exactly the spin that names it; no code in two spins |
@@ -290,6 +292,7 @@ struct FulfilmentItem {
 #[derive(Deserialize)]
 struct DayRecord {
     campaign_id: String,
+    date: chrono::NaiveDate,
     made_up: bool,
     at: DateTime<Utc>,
 }
@@ -352,6 +355,7 @@ pub fn audit(items: &[Item], zone: Tz) -> Report {
     let mut counters: BTreeMap<(String, u32, u64), i64> = BTreeMap::new();
     let mut referrals: BTreeMap<String, ReferralItem> = BTreeMap::new();
     let mut program: Option<Program> = None;
+    let mut tiers: Option<shared::domain::tiers::TierState> = None;
 
     for item in items {
         let (pk, sk) = (item.pk.as_str(), item.sk.as_str());
@@ -443,6 +447,8 @@ pub fn audit(items: &[Item], zone: Tz) -> Report {
                 }
                 _ => report.fail("item.shape", item.subject(), "not a bucket counter"),
             }
+        } else if pk == "CONFIG" && sk == "TIERS" {
+            tiers = parse(item, &mut report);
         } else if pk == "CONFIG" && sk == "REFERRAL_PROGRAM" {
             program = parse::<StoredProgram>(item, &mut report).map(|p| p.program);
         }
@@ -496,6 +502,23 @@ pub fn audit(items: &[Item], zone: Tz) -> Report {
         }
     }
     check_reversals(&mut report, &members, &guards, &reversed);
+    check_checkin_days(&mut report, &members);
+    if let Some(state) = &tiers {
+        let config = state.config();
+        for (name, seated) in &state.seats {
+            let cap = config
+                .tiers
+                .iter()
+                .find(|t| &t.name == name)
+                .and_then(|t| t.max_members);
+            report.expect(
+                "tier.seats",
+                cap.is_none_or(|cap| *seated <= u64::from(cap)),
+                format!("CONFIG / TIERS {name}"),
+                || format!("{seated} seated, cap {cap:?}"),
+            );
+        }
+    }
     check_draws(
         &mut report,
         &members,
@@ -616,6 +639,35 @@ fn check_ledger(
         &subject,
         || format!("debt {} and buckets {:?}", account.debt, account.buckets),
     );
+}
+
+fn check_checkin_days(report: &mut Report, members: &BTreeMap<String, Member>) {
+    for (user, m) in members {
+        let days: BTreeMap<(&str, chrono::NaiveDate), bool> = m
+            .checkins
+            .iter()
+            .map(|d| ((d.campaign_id.as_str(), d.date), d.made_up))
+            .collect();
+        for e in &m.entries {
+            let (kind, made_up) = match e.business_key.split_once('#') {
+                Some(("checkin", rest)) => (rest, false),
+                Some(("makeup", rest)) => (rest, true),
+                _ => continue,
+            };
+            // <campaign>#<user>#<date>: the campaign is a slug, the date comes last.
+            let day = kind
+                .split_once('#')
+                .zip(kind.rsplit_once('#'))
+                .and_then(|((campaign, _), (_, date))| Some((campaign, date.parse().ok()?)));
+            let found = day.and_then(|d| days.get(&d).copied());
+            report.expect(
+                "checkin.days",
+                found == Some(made_up),
+                format!("USER#{user} LEDGER#{}", e.seq),
+                || format!("{} but the day is {found:?} (made up?)", e.business_key),
+            );
+        }
+    }
 }
 
 /// The grant a reversal entry takes back: the member's `grant#<caller>#<ref>` entry.
