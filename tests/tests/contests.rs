@@ -896,6 +896,23 @@ async fn checkins_contests_count_check_ins_and_everyone_contests_need_no_join() 
     };
     checkin("2026-11-24T01:00:00Z").await;
     checkin("2026-11-26T01:00:00Z").await;
+    // Repeats the same day, each with a fresh Idempotency-Key (the app's retry button), store
+    // their answers but are no check-ins: they never count (found by the contract fuzzing).
+    for key in ["again-1", "again-2", "again-3"] {
+        let b = api
+            .request(Method::POST, "/v1/checkins")
+            .bearer_auth(member_token("u-kim"))
+            .header("idempotency-key", key)
+            .header("x-debug-now", "2026-11-26T01:30:00Z")
+            .json(&json!({ "campaign_id": "daily" }));
+        let r = api.send(b).await;
+        assert_eq!(
+            (r.status, &r.body["checked_in_now"]),
+            (200, &json!(false)),
+            "{}",
+            r.body
+        );
+    }
     // A make-up of the 25th never counts; a purchase counts only where purchases do.
     let makeup = json!({ "campaign_id": "daily", "date": "2026-11-25" });
     let r = api

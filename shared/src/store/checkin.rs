@@ -324,7 +324,12 @@ impl Store {
                                 paid.and_then(|p| p.milestone),
                                 &state,
                             );
-                            Ok(answer_plan(vec![], vec![], call, answer))
+                            // A repeat only stores its answer (with an Idempotency-Key): it is
+                            // no check-in, so it moves no `checkins` contest score.
+                            Ok(match answer_plan(vec![], vec![], call, answer) {
+                                Decision::Write(plan) => Decision::Write(plan.unscored()),
+                                nothing => nothing,
+                            })
                         }
                         CheckIn::New { insertion, reward } => {
                             let date = insertion.date;

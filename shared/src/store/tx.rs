@@ -106,6 +106,9 @@ pub struct Plan<T> {
     pub writes: Vec<Write>,
     pub idempotency: Option<Idempotency>,
     pub output: T,
+    /// Whether the operation moves scores as its store's [`super::Scoring`] says (true unless
+    /// [`Plan::unscored`]): a repeat check-in that only stores its answer is no check-in.
+    pub scored: bool,
 }
 
 impl<T> Plan<T> {
@@ -115,6 +118,15 @@ impl<T> Plan<T> {
             writes,
             idempotency: None,
             output,
+            scored: true,
+        }
+    }
+
+    /// This plan moves no score, whatever the store's scoring says.
+    pub fn unscored(self) -> Self {
+        Self {
+            scored: false,
+            ..self
         }
     }
 
@@ -136,6 +148,7 @@ impl<T> Plan<T> {
                 respond,
             }),
             output,
+            scored: true,
         }
     }
 }
@@ -374,6 +387,7 @@ impl Store {
                         writes: plan.writes,
                         idempotency: plan.idempotency,
                         output: Some(plan.output),
+                        scored: plan.scored,
                     },
                     false,
                 ),
@@ -384,7 +398,7 @@ impl Store {
             };
             let scores = targets
                 .as_ref()
-                .filter(|_| !nothing)
+                .filter(|_| !nothing && plan.scored)
                 .map(|t| (t, contests.as_slice(), &snapshot));
             match self
                 .try_commit(user, stored, housekeeping, plan, config, scores, now)
