@@ -106,8 +106,14 @@ fn check_content_type(req: &Request) -> Result<(), ApiError> {
     }
 }
 
+/// Every body is a JSON object: serde would also read a struct from a positional array (`[]`,
+/// `["alice", 7]`), which no client means.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(serde_error)
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(serde_error)?;
+    if !value.is_object() {
+        return Err(ApiError::invalid_request("the body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(serde_error)
 }
 
 /// Maps a serde_json error to 400 or 422.
@@ -231,6 +237,25 @@ mod tests {
         assert_eq!(status(Some("application/json"), "{").slug, "malformed-json");
         assert_eq!(
             status(Some("application/json"), r#"{"x":1}"#).slug,
+            "invalid-request"
+        );
+        // Only an object is a body: not an array serde could read positionally, nor a scalar.
+        for not_an_object in ["[]", "[3]", "3", "\"n\"", "null"] {
+            let err = status(Some("application/json"), not_an_object);
+            assert_eq!(
+                (err.status, err.slug),
+                (400, "invalid-request"),
+                "{not_an_object}"
+            );
+        }
+        assert_eq!(
+            json_body_or_default::<Body>(&req(None, "")).unwrap(),
+            Body::default()
+        );
+        assert_eq!(
+            json_body_or_default::<Body>(&req(Some("application/json"), "[]"))
+                .unwrap_err()
+                .slug,
             "invalid-request"
         );
         assert_eq!(
