@@ -131,7 +131,11 @@ async fn a_debit_above_the_balance_changes_nothing() {
     let err = env
         .app
         .store
-        .post(&u, Posting::new(-31, Reason::Makeup, "r", "makeup#t#1"), now)
+        .post(
+            &u,
+            Posting::new(-31, Reason::Makeup, "r", "seeded-makeup#t#1"),
+            now,
+        )
         .await
         .unwrap_err();
     assert!(matches!(
@@ -143,13 +147,17 @@ async fn a_debit_above_the_balance_changes_nothing() {
     ));
     assert_eq!(all_entries(&env, &u).await.len(), 1);
     assert!(
-        env.app.store.guard("makeup#t#1").await.unwrap().is_none(),
+        env.app.store.guard("seeded-makeup#t#1").await.unwrap().is_none(),
         "no guard written"
     );
     let out = env
         .app
         .store
-        .post(&u, Posting::new(-30, Reason::Makeup, "r", "makeup#t#1"), now)
+        .post(
+            &u,
+            Posting::new(-30, Reason::Makeup, "r", "seeded-makeup#t#1"),
+            now,
+        )
         .await
         .unwrap();
     assert!(
