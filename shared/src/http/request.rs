@@ -109,11 +109,31 @@ fn check_content_type(req: &Request) -> Result<(), ApiError> {
 /// Every body is a JSON object: serde would also read a struct from a positional array (`[]`,
 /// `["alice", 7]`), which no client means.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(serde_error)?;
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(serde_error)?;
     if !value.is_object() {
         return Err(ApiError::invalid_request("the body must be a JSON object"));
     }
+    whole_numbers_as_integers(&mut value);
     serde_json::from_value(value).map_err(serde_error)
+}
+
+/// JSON has one number type, and JSON Schema's `integer` includes `5.0` and `5e2`: a whole
+/// number written with a fraction or an exponent is read as the integer it is (up to 2^53, where
+/// every integer is exact as a double; beyond, it stays a float and an integer field refuses it).
+/// No request field is a float (amounts are integers, factors basis points).
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= EXACT) {
+                // Exact: a whole double within ±2^53 converts without rounding.
+                *value = serde_json::Value::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// Maps a serde_json error to 400 or 422.
@@ -239,6 +259,36 @@ mod tests {
             status(Some("application/json"), r#"{"x":1}"#).slug,
             "invalid-request"
         );
+        // A whole number is an integer however it is written; a fraction is not.
+        for whole in [r#"{"n":3.0}"#, r#"{"n":3e0}"#, r#"{"n":0.3e1}"#, r#"{"n":-0.0}"#] {
+            let n = json_body::<Body>(&req(Some("application/json"), whole))
+                .unwrap()
+                .n;
+            assert!(
+                n == Some(3) || (n == Some(0) && whole.contains("-0.0")),
+                "{whole}: {n:?}"
+            );
+        }
+        for not_whole in [r#"{"n":3.5}"#, r#"{"n":1e300}"#] {
+            let err = status(Some("application/json"), not_whole);
+            assert_eq!(err.status, 400, "{not_whole}");
+        }
+        // Up to 2^53 exactly; beyond, a double no longer says which integer was meant.
+        #[derive(Debug, Deserialize)]
+        struct Big {
+            n: i64,
+        }
+        let big = |text: &str| json_body::<Big>(&req(Some("application/json"), text));
+        assert_eq!(
+            big(r#"{"n":9007199254740992.0}"#).unwrap().n,
+            9_007_199_254_740_992
+        );
+        assert_eq!(
+            big(r#"{"n":-9.007199254740992e15}"#).unwrap().n,
+            -9_007_199_254_740_992
+        );
+        assert_eq!(big(r#"{"n":9007199254740994.0}"#).unwrap_err().status, 400);
+        assert_eq!(big(r#"{"n":9007199254740994}"#).unwrap().n, 9_007_199_254_740_994);
         // Only an object is a body: not an array serde could read positionally, nor a scalar.
         for not_an_object in ["[]", "[3]", "3", "\"n\"", "null"] {
             let err = status(Some("application/json"), not_an_object);
