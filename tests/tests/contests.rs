@@ -377,6 +377,11 @@ async fn a_solo_contest_from_creation_to_settlement() {
         )
         .await;
     r.assert_problem(422, "invalid-value");
+    // A settled contest is never cancelled, even by a clock set back before its start (found by
+    // the contract fuzzing, which sends any x-debug-now).
+    api.post("/v1/admin/contests/sprint/cancel", &admin, SETUP, &json!({}))
+        .await
+        .assert_problem(409, "contest-started");
     env.assert_audit_clean().await;
 }
 

@@ -271,7 +271,9 @@ impl Store {
             if existing.cancelled {
                 return Ok(existing);
             }
-            if now >= existing.spec.starts_at {
+            // A settled contest (or one settling) has started, whatever the clock says (a dev
+            // clock set back, a skewed host).
+            if now >= existing.spec.starts_at || existing.settled.is_some() || existing.progress.is_some() {
                 return Err(DomainError::ContestStarted.into());
             }
             let contest = Contest {
