@@ -78,6 +78,16 @@ async fn the_audit_is_clean_on_what_the_api_wrote_and_catches_each_corruption() 
         );
     }
 
+    // A reversal names the grant it takes back, so the audit never guesses between two callers'
+    // grants with the same key.
+    let refund = items
+        .iter()
+        .find(|i| i.pk == format!("USER#{BOB}") && i.body["reason"] == "reversal")
+        .expect("bob's refund");
+    assert_eq!(
+        refund.body["reverses"],
+        json!(format!("grant#service:{}#{PURCHASE_KEY}", story::SHOP))
+    );
     let (alice, bob) = (format!("USER#{ALICE}"), format!("USER#{BOB}"));
     type Corrupt = Box<dyn Fn(&mut Vec<Item>)>;
     let cases: Vec<(&str, &str, Corrupt)> = vec![

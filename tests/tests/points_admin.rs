@@ -880,6 +880,7 @@ async fn support_may_reverse_a_shops_grant_and_is_recorded() {
     // Members never see an admin's user id: the entry says "admin".
     assert_eq!(reversal["by"], "admin");
     assert_eq!(reversal["business_key"], "reversal#admin#r3");
+    assert_eq!(reversal["reverses"], "grant#service:shop#order-31");
     // The shop itself still sees the cap: 60 left of its grant.
     let r = reverse(
         &api,

@@ -118,7 +118,8 @@ async fn ledger(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response
 }
 
 /// An entry as the member sees it: an admin who made a manual change is `admin`, never their user
-/// id (`admin:<sub>` in `by` and inside the business key of an admin's grant or reversal). A shop
+/// id (`admin:<sub>` in `by` and inside the business key of an admin's grant or reversal, and of
+/// the grant a reversal names). A shop
 /// backend stays `service:<client id>` (not a member).
 fn member_view(mut entry: LedgerEntry) -> LedgerEntry {
     let redact = |part: &str| match part.split_once(':') {
@@ -126,12 +127,9 @@ fn member_view(mut entry: LedgerEntry) -> LedgerEntry {
         _ => part.to_owned(),
     };
     entry.by = entry.by.as_deref().map(redact);
-    entry.business_key = entry
-        .business_key
-        .split('#')
-        .map(redact)
-        .collect::<Vec<_>>()
-        .join("#");
+    let redact_key = |key: &str| key.split('#').map(redact).collect::<Vec<_>>().join("#");
+    entry.business_key = redact_key(&entry.business_key);
+    entry.reverses = entry.reverses.as_deref().map(redact_key);
     entry
 }
 
@@ -214,4 +212,33 @@ async fn me(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response, Ap
         draws,
         referral_code: home.referral_code.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_never_sees_an_admin_id_in_an_entry() {
+        let entry: LedgerEntry = serde_json::from_value(serde_json::json!({
+            "seq": 3, "entry_id": "01KAW0M9B4E8Y6T3R1Q2P5N7XZ", "delta": -5, "reason": "reversal",
+            "ref": "g", "business_key": "reversal#admin:sue#k", "at": "2026-11-23T08:00:00Z",
+            "balance_after": 0, "by": "admin:sue", "reverses": "grant#admin:sue#g"
+        }))
+        .unwrap();
+        let seen = member_view(entry);
+        assert_eq!(
+            (
+                seen.by.as_deref(),
+                seen.business_key.as_str(),
+                seen.reverses.as_deref()
+            ),
+            (Some("admin"), "reversal#admin#k", Some("grant#admin#g"))
+        );
+        let shop = member_view(LedgerEntry {
+            reverses: Some("grant#service:shop#g".into()),
+            ..seen
+        });
+        assert_eq!(shop.reverses.as_deref(), Some("grant#service:shop#g"));
+    }
 }

@@ -253,6 +253,8 @@ pub struct Posting {
     pub note: Option<String>,
     /// Who made a manual change (`admin:<sub>` or `service:<client id>`).
     pub by: Option<String>,
+    /// For a reversal: the business key of the credit it takes back.
+    pub reverses: Option<String>,
 }
 
 /// One immutable line of the ledger.
@@ -288,6 +290,10 @@ pub struct LedgerEntry {
     /// For reversals: the part of the reversed grant that had expired and was not taken again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forgiven: Option<i64>,
+    /// For reversals: the business key of the credit taken back (absent on reversals written
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverses: Option<String>,
 }
 
 impl Posting {
@@ -307,6 +313,7 @@ impl Posting {
             detail: None,
             note: None,
             by: None,
+            reverses: None,
         }
     }
 
@@ -520,6 +527,7 @@ pub fn apply(
         note: posting.note.clone(),
         by: posting.by.clone(),
         forgiven: forgiven_entry,
+        reverses: posting.reverses.clone(),
     };
     Ok((next, entry))
 }

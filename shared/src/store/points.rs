@@ -276,6 +276,7 @@ impl Store {
                     });
                     posting.by = Some(who.by.clone());
                     posting.note = who.note.clone();
+                    posting.reverses = Some(grant_business_key.clone());
                     let next = ReversedRecord {
                         total: reversed.total + take,
                         version: reversed.version + 1,

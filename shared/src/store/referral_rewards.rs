@@ -283,6 +283,7 @@ impl Store {
                         invitee,
                         (paid_at, reward),
                         keys::business::referral_referrer_reversal(invitee),
+                        keys::business::referral_referrer(invitee),
                         "referral",
                         now,
                     ));
@@ -345,6 +346,7 @@ impl Store {
                         invitee,
                         (current.claimed_at, reward),
                         keys::business::referral_revoke(invitee),
+                        keys::business::referral_invitee(invitee),
                         by,
                         now,
                     ));
@@ -391,6 +393,7 @@ impl Store {
         invitee: &UserId,
         (paid_at, reward): (DateTime<Utc>, i64),
         business_key: String,
+        reverses: String,
         by: &str,
         now: DateTime<Utc>,
     ) -> Posting {
@@ -407,6 +410,7 @@ impl Store {
             forgiven,
         });
         posting.by = Some(by.to_owned());
+        posting.reverses = Some(reverses);
         posting
     }
 

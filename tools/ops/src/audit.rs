@@ -670,12 +670,22 @@ fn check_checkin_days(report: &mut Report, members: &BTreeMap<String, Member>) {
     }
 }
 
-/// The grant a reversal entry takes back: the member's `grant#<caller>#<ref>` entry.
+/// The grant a reversal entry takes back: the entry of the key it names (`reverses`); for a
+/// reversal written before that was recorded, the member's one `grant#<caller>#<ref>` entry
+/// (none when two callers' grants share the key: then it is not judged).
 fn reversed_grant<'a>(m: &'a Member, reversal: &LedgerEntry) -> Option<&'a LedgerEntry> {
+    if let Some(key) = &reversal.reverses {
+        return m.entries.iter().find(|e| &e.business_key == key);
+    }
     let suffix = format!("#{}", reversal.reference);
-    m.entries
+    let mut grants = m
+        .entries
         .iter()
-        .find(|e| e.business_key.starts_with("grant#") && e.business_key.ends_with(&suffix))
+        .filter(|e| e.business_key.starts_with("grant#") && e.business_key.ends_with(&suffix));
+    match (grants.next(), grants.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
+    }
 }
 
 /// What a reversal took back of its grant, counting the forgiven expired share.
