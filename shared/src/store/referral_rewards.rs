@@ -282,8 +282,10 @@ impl Store {
                         snap,
                         invitee,
                         (paid_at, reward),
-                        keys::business::referral_referrer_reversal(invitee),
-                        keys::business::referral_referrer(invitee),
+                        (
+                            keys::business::referral_referrer_reversal(invitee),
+                            keys::business::referral_referrer(invitee),
+                        ),
                         "referral",
                         now,
                     ));
@@ -345,8 +347,10 @@ impl Store {
                         snap,
                         invitee,
                         (current.claimed_at, reward),
-                        keys::business::referral_revoke(invitee),
-                        keys::business::referral_invitee(invitee),
+                        (
+                            keys::business::referral_revoke(invitee),
+                            keys::business::referral_invitee(invitee),
+                        ),
                         by,
                         now,
                     ));
@@ -392,8 +396,8 @@ impl Store {
         snap: &Snapshot,
         invitee: &UserId,
         (paid_at, reward): (DateTime<Utc>, i64),
-        business_key: String,
-        reverses: String,
+        // The reversal's own key, and the key of the reward it takes back.
+        (business_key, reverses): (String, String),
         by: &str,
         now: DateTime<Utc>,
     ) -> Posting {
