@@ -119,15 +119,18 @@ async fn ledger(app: &App, req: &Request, now: DateTime<Utc>) -> Result<Response
 
 /// An entry as the member sees it: an admin who made a manual change is `admin`, never their user
 /// id (`admin:<sub>` in `by` and inside the business key of an admin's grant or reversal, and of
-/// the grant a reversal names). A shop
-/// backend stays `service:<client id>` (not a member).
+/// the grant a reversal names). A shop backend stays `service:<client id>` (not a member).
 fn member_view(mut entry: LedgerEntry) -> LedgerEntry {
-    let redact = |part: &str| match part.split_once(':') {
-        Some(("admin", _)) => "admin".to_owned(),
-        _ => part.to_owned(),
-    };
+    fn redact(part: &str) -> String {
+        match part.split_once(':') {
+            Some(("admin", _)) => "admin".to_owned(),
+            _ => part.to_owned(),
+        }
+    }
+    fn redact_key(key: &str) -> String {
+        key.split('#').map(redact).collect::<Vec<_>>().join("#")
+    }
     entry.by = entry.by.as_deref().map(redact);
-    let redact_key = |key: &str| key.split('#').map(redact).collect::<Vec<_>>().join("#");
     entry.business_key = redact_key(&entry.business_key);
     entry.reverses = entry.reverses.as_deref().map(redact_key);
     entry
