@@ -198,6 +198,29 @@ async fn the_audit_is_clean_on_what_the_api_wrote_and_catches_each_corruption() 
             let bob = bob.clone();
             Box::new(move |i| add(i, &bob, &format!("CONTEST#{CONTEST}"), "score", 3))
         }),
+        (
+            "a referrals contest the referrer's entry does not reflect",
+            "contest.score",
+            {
+                // Alice's referral of Bob was paid while this contest ran: it owes her 1, and her
+                // entry (none) says 0.
+                Box::new(move |i| {
+                    i.push(Item {
+                        pk: "CONTEST#invites".into(),
+                        sk: "CONFIG".into(),
+                        body: json!({
+                            "pk": "CONTEST#invites", "sk": "CONFIG", "id": "invites", "version": 1,
+                            "created_at": "2026-11-23T00:00:00Z", "updated_at": "2026-11-23T00:00:00Z",
+                            "spec": {
+                                "title": "Invites", "starts_at": "2026-11-23T00:00:00Z",
+                                "ends_at": "2026-12-30T00:00:00Z", "metric": "referrals",
+                                "entry": "everyone", "prizes": []
+                            }
+                        }),
+                    });
+                })
+            },
+        ),
         ("a bucket counter off", "board.counter", {
             Box::new(move |i| {
                 let item = i

@@ -616,6 +616,7 @@ mod story {
         assert_eq!(python(&files[0], &forged), Some(1));
         assert_eq!(cli(&bad_seed, &files[2]), 1);
         assert_eq!(python(&bad_seed, &files[2]), Some(1));
+        env.assert_audit_clean().await;
     }
 }
 

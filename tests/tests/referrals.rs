@@ -264,6 +264,7 @@ async fn a_claim_pays_the_invitee_once_and_the_rules_refuse_the_rest() {
         .await
         .unwrap();
     assert_eq!(bobs.referred_by.as_deref(), Some("a***"));
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -313,6 +314,7 @@ async fn racing_claims_end_in_one_referral_and_no_cycle() {
             assert!(matches!(refusal(r), Refusal::Cycle | Refusal::AlreadyReferred));
         }
     }
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -336,6 +338,7 @@ async fn a_three_cycle_never_closes_in_any_order() {
             }
         }
         assert_eq!(ok, 2, "{order:?}");
+        env.assert_audit_clean().await;
     }
 }
 
@@ -403,6 +406,7 @@ async fn claims_through_the_api_answer_problem_types_and_replay_by_key() {
     api.get("/v1/admin/referral-program", Some(&member_token("ann")), None)
         .await
         .assert_problem(403, "forbidden");
+    env.assert_audit_clean().await;
 }
 
 #[tokio::test]
@@ -454,4 +458,5 @@ async fn my_invitees_page_newest_first() {
         .await;
     assert_eq!(other.body["invitees"].as_array().unwrap().len(), 0);
     assert_eq!(other.body["referred_by"], "h***", "{}", other.body);
+    env.assert_audit_clean().await;
 }

@@ -26,7 +26,7 @@
 //! | `referral.caps` | a referrer's paid rewards per business month and ever within the program's caps, and as counted on the referrer item |
 //! | `referral.paid` | a paid referral has its referrer payment; a referral's invitee reward paid once, for the amount fixed at the claim |
 //! | `board.score` | each points-board score (all-time, week, month) = what the member's ledger earned on it, per the reason table |
-//! | `contest.score` | each `points_earned` and `checkins` contest entry = what the member's ledger and check-ins say for its window |
+//! | `contest.score` | each contest entry = what the member's ledger, check-ins and referrals say for its window and metric |
 //! | `contest.team` | a team's members are the entries naming it; its score = Σ their scores |
 //! | `board.counter` | each board's bucket counters = the entries with a positive score in that bucket |
 
@@ -307,6 +307,12 @@ struct ReferralItem {
     status: Status,
     #[serde(default)]
     qualified_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    paid_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    counted_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    ended_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize)]
@@ -1121,6 +1127,41 @@ fn apply(score: u64, delta: i64) -> u64 {
     }
 }
 
+/// The referrer's `referrals` metric moves, in the order they were written: (the instant the
+/// referral qualified, when the step was written, ±1). `None` when the history cannot be told: a
+/// referral settled as `capped` and then revoked or reversed leaves no record that it was counted.
+fn referral_counts(
+    user: &str,
+    m: &Member,
+    referrals: &BTreeMap<String, ReferralItem>,
+) -> Option<Vec<(DateTime<Utc>, DateTime<Utc>, i64)>> {
+    let entry_at = |key: String| m.entries.iter().find(|e| e.business_key == key).map(|e| e.at);
+    let mut moves = Vec::new();
+    for r in referrals.values().filter(|r| r.referrer == user) {
+        let qualified = r.qualified_at.or(r.counted_at).unwrap_or(r.claimed_at);
+        let paid = entry_at(format!("referral-referrer#{}", r.invitee)).or(r.paid_at);
+        match r.status {
+            // Counted; a capped one's step is dated by its qualification (same request, or the
+            // reconciler within a minute).
+            Status::Paid | Status::Capped => moves.push((qualified, paid.unwrap_or(qualified), 1)),
+            Status::Revoked | Status::Reversed => match paid {
+                Some(paid) => {
+                    let undone = entry_at(format!("referral-referrer-reversal#{}", r.invitee))
+                        .or(r.ended_at)
+                        .unwrap_or(paid);
+                    moves.push((qualified, paid, 1));
+                    moves.push((qualified, undone, -1));
+                }
+                None if r.qualified_at.is_some() => return None,
+                None => {}
+            },
+            Status::Pending | Status::Qualified => {}
+        }
+    }
+    moves.sort_by_key(|(_, written, _)| *written);
+    Some(moves)
+}
+
 fn check_scores(
     report: &mut Report,
     members: &BTreeMap<String, Member>,
@@ -1157,6 +1198,25 @@ fn check_scores(
                 }
             }
         }
+        // The `referrals` metric: +1 when a referral of theirs is settled (paid or capped), -1
+        // when a settled one is undone, at the instant it qualified, while the contest runs.
+        let referral_counts = referral_counts(user, m, referrals);
+        for (at, written, delta) in referral_counts.iter().flatten() {
+            for (contest, counting) in &counting {
+                let spec = &contest.spec;
+                let joined = m.contest_entries.get(&contest.id).and_then(|e| e.joined_at);
+                let member_counts = !counting.opt_in || joined.is_some_and(|j| j <= *at);
+                if counting.metric == Metric::Referrals
+                    && spec.starts_at <= *at
+                    && *at < spec.ends_at
+                    && *written < spec.ends_at
+                    && member_counts
+                {
+                    let s = contest_expected.entry(&contest.id).or_default();
+                    *s = apply(*s, *delta);
+                }
+            }
+        }
         for day in m.checkins.iter().filter(|d| !d.made_up) {
             for (contest, counting) in &counting {
                 let spec = &contest.spec;
@@ -1184,7 +1244,7 @@ fn check_scores(
             );
         }
         for (contest, counting) in &counting {
-            if counting.metric == Metric::Referrals {
+            if counting.metric == Metric::Referrals && referral_counts.is_none() {
                 continue;
             }
             let want = contest_expected.get(contest.id.as_str()).copied().unwrap_or(0);
