@@ -1127,6 +1127,9 @@ fn apply(score: u64, delta: i64) -> u64 {
     }
 }
 
+/// (counts at, written at, by how much).
+type CountMove = (DateTime<Utc>, DateTime<Utc>, i64);
+
 /// The referrer's `referrals` metric moves, in the order they were written: (the instant the
 /// referral qualified, when the step was written, ±1). `None` when the history cannot be told: a
 /// referral settled as `capped` and then revoked or reversed leaves no record that it was counted.
@@ -1134,7 +1137,7 @@ fn referral_counts(
     user: &str,
     m: &Member,
     referrals: &BTreeMap<String, ReferralItem>,
-) -> Option<Vec<(DateTime<Utc>, DateTime<Utc>, i64)>> {
+) -> Option<Vec<CountMove>> {
     let entry_at = |key: String| m.entries.iter().find(|e| e.business_key == key).map(|e| e.at);
     let mut moves = Vec::new();
     for r in referrals.values().filter(|r| r.referrer == user) {
