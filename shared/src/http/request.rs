@@ -231,6 +231,8 @@ pub fn query_param<T: FromStr>(req: &Request, name: &str) -> Result<Option<T>, A
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use serde::Deserialize;
 
@@ -320,6 +322,119 @@ mod tests {
             json_body_or_default::<Body>(&req(None, "")).unwrap(),
             Body::default()
         );
+    }
+
+    #[test]
+    fn limits_of_size_type_and_number() {
+        let status = |ct, body: &str| {
+            json_body::<Body>(&req(ct, body))
+                .map(|_| 200)
+                .unwrap_or_else(|e| e.status)
+        };
+        // 16 KiB exactly is read; one byte more is not.
+        let padded = |len: usize| format!(r#"{{"n":1{}}}"#, " ".repeat(len - 7));
+        assert_eq!(padded(MAX_BODY_BYTES).len(), 16 * 1024);
+        assert_eq!(status(Some("application/json"), &padded(MAX_BODY_BYTES)), 200);
+        assert_eq!(status(Some("application/json"), &padded(MAX_BODY_BYTES + 1)), 413);
+        // JSON media types only: application/json and application/*+json.
+        assert_eq!(status(Some("application/problem+json"), r#"{"n":1}"#), 200);
+        for other in ["text/plain+json", "application/xml", "application/jsonx"] {
+            assert_eq!(status(Some(other), r#"{"n":1}"#), 415, "{other}");
+        }
+        // Whole numbers inside lists too; an integer beyond 2^53 is kept exactly as sent.
+        #[derive(Debug, Deserialize)]
+        struct Lists {
+            list: Vec<u32>,
+            big: i64,
+        }
+        let lists: Lists = json_body(&req(
+            Some("application/json"),
+            r#"{"list":[1.0,2e0,3],"big":9007199254740993}"#,
+        ))
+        .unwrap();
+        assert_eq!((lists.list, lists.big), (vec![1, 2, 3], 9_007_199_254_740_993));
+        // Well-formed but invalid values are 422: out of the type's range, an unknown variant.
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        enum Kind {
+            Points,
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Typed {
+            small: Option<u8>,
+            kind: Option<Kind>,
+        }
+        let slug = |body: &str| {
+            json_body::<Typed>(&req(Some("application/json"), body))
+                .unwrap_err()
+                .slug
+        };
+        assert_eq!(slug(r#"{"small":300}"#), "invalid-value");
+        assert_eq!(slug(r#"{"kind":"Coupon"}"#), "invalid-value");
+        assert_eq!(slug(r#"{"small":"3"}"#), "invalid-request");
+    }
+
+    fn with_headers(headers: &[(&str, &str)]) -> Request {
+        let mut b = http::Request::builder().method("POST").uri("/x");
+        for (name, value) in headers {
+            b = b.header(*name, *value);
+        }
+        b.body(lambda_http::Body::Empty).unwrap()
+    }
+
+    #[test]
+    fn idempotency_keys_digests_and_parameters() {
+        let key = |value: &str| optional_idempotency_key(&with_headers(&[("idempotency-key", value)]));
+        assert_eq!(key("order-1").unwrap().as_deref(), Some("order-1"));
+        assert_eq!(key(&"k".repeat(128)).unwrap().map(|k| k.len()), Some(128));
+        for bad in ["", "a#b", "with space", &"k".repeat(129)] {
+            assert_eq!(key(bad).unwrap_err().status, 400, "{bad:?}");
+        }
+        assert_eq!(optional_idempotency_key(&with_headers(&[])).unwrap(), None);
+        assert_eq!(idempotency_key(&with_headers(&[])).unwrap_err().status, 400);
+        assert_eq!(
+            idempotency_key(&with_headers(&[("idempotency-key", "k-2")])).unwrap(),
+            "k-2"
+        );
+
+        let params = |pairs: &[(&str, &str)]| {
+            let map: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            with_headers(&[])
+                .with_path_parameters(map.clone())
+                .with_query_string_parameters(map)
+        };
+        let r = params(&[("draw_id", "wheel"), ("limit", "20")]);
+        assert_eq!(path_param(&r, "draw_id").unwrap(), "wheel");
+        assert_eq!(path_param(&r, "nope").unwrap_err().status, 404);
+        assert_eq!(query_param::<u32>(&r, "limit").unwrap(), Some(20));
+        assert_eq!(query_param::<u32>(&r, "nope").unwrap(), None);
+        // Same route, parameters and body: the same digest; anything else differs.
+        let body = serde_json::json!({ "a": 1 });
+        let digest = request_digest(&r, &body);
+        assert_eq!(digest.len(), 43);
+        assert_eq!(
+            digest,
+            request_digest(&params(&[("limit", "20"), ("draw_id", "wheel")]), &body)
+        );
+        assert_ne!(digest, request_digest(&r, &serde_json::json!({ "a": 2 })));
+        assert_ne!(
+            digest,
+            request_digest(&params(&[("draw_id", "other"), ("limit", "20")]), &body)
+        );
+
+        let page_of = |pairs: &[(&str, &str)]| page(&params(pairs), "ledger", 20);
+        assert_eq!(page_of(&[]).unwrap(), (20, None));
+        assert_eq!(page_of(&[("limit", "1")]).unwrap(), (1, None));
+        assert_eq!(page_of(&[("limit", "100")]).unwrap(), (100, None));
+        for bad in ["0", "101"] {
+            assert_eq!(page_of(&[("limit", bad)]).unwrap_err().status, 422, "{bad}");
+        }
+        let cursor = cursor::encode("ledger", 7);
+        assert_eq!(page_of(&[("cursor", cursor.as_str())]).unwrap(), (20, Some(7)));
     }
 
     #[test]
