@@ -391,6 +391,12 @@ mod tests {
         for bad in ["", "a#b", "with space", &"k".repeat(129)] {
             assert_eq!(key(bad).unwrap_err().status, 400, "{bad:?}");
         }
+        // The route as API Gateway names it; without its context, the method and the path.
+        assert_eq!(route_key(&with_headers(&[])), "POST /x");
+        let mut ctx = lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+        ctx.route_key = Some("POST /v1/draws/{draw_id}/spins".into());
+        let routed = with_headers(&[]).with_request_context(RequestContext::ApiGatewayV2(ctx));
+        assert_eq!(route_key(&routed), "POST /v1/draws/{draw_id}/spins");
         assert_eq!(optional_idempotency_key(&with_headers(&[])).unwrap(), None);
         assert_eq!(idempotency_key(&with_headers(&[])).unwrap_err().status, 400);
         assert_eq!(
