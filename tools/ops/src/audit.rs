@@ -44,7 +44,16 @@ use shared::domain::contests::{self, Contest, Counting, Metric};
 use shared::domain::draws::{MemberDraw, PrizeKind};
 use shared::domain::ledger::{Account, LedgerEntry, Reason};
 use shared::domain::referrals::{Program, Status};
+use shared::store::keys::business;
 use shared::store::{BoardEntry, ContestResult, GuardRecord, Team};
+
+/// A member's business key, built by the store's own key builders (an id that is no member id
+/// cannot have one: an empty key, which no guard has).
+fn business_key(user: &str, build: impl Fn(&shared::domain::UserId) -> String) -> String {
+    shared::domain::UserId::parse(user)
+        .map(|u| build(&u))
+        .unwrap_or_default()
+}
 
 /// One broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -787,14 +796,14 @@ fn check_draws(
                         .is_some_and(|g| g.user_id == *user && g.delta == amount)
                 };
                 if s.cost > 0 {
-                    let key = format!("spin#{draw}#{user}#{}", s.spin);
+                    let key = business_key(user, |u| business::spin(draw, u, s.spin));
                     report.expect("draw.payment", paid(key.clone(), -s.cost), &subject, || {
                         format!("cost {} not charged once as {key}", s.cost)
                     });
                 }
                 match s.prize.kind {
                     PrizeKind::Points => {
-                        let key = format!("spin-prize#{draw}#{user}#{}", s.spin);
+                        let key = business_key(user, |u| business::spin_prize(draw, u, s.spin));
                         let value = s.prize.value.unwrap_or(0);
                         report.expect(
                             "draw.payment",
@@ -979,7 +988,7 @@ fn check_referrals(
 ) {
     for (invitee, r) in referrals {
         let subject = format!("USER#{invitee} / REFERRED_BY");
-        let rewarded = guards.get(&format!("referral-invitee#{invitee}"));
+        let rewarded = guards.get(&business_key(invitee, business::referral_invitee));
         report.expect(
             "referral.paid",
             r.invitee_reward == 0
@@ -993,7 +1002,7 @@ fn check_referrals(
                 )
             },
         );
-        let paid = guards.get(&format!("referral-referrer#{invitee}"));
+        let paid = guards.get(&business_key(invitee, business::referral_referrer));
         let should =
             matches!(r.status, Status::Paid) || (matches!(r.status, Status::Reversed) && paid.is_some());
         if should {
@@ -1142,14 +1151,14 @@ fn referral_counts(
     let mut moves = Vec::new();
     for r in referrals.values().filter(|r| r.referrer == user) {
         let qualified = r.qualified_at.or(r.counted_at).unwrap_or(r.claimed_at);
-        let paid = entry_at(format!("referral-referrer#{}", r.invitee)).or(r.paid_at);
+        let paid = entry_at(business_key(&r.invitee, business::referral_referrer)).or(r.paid_at);
         match r.status {
             // Counted; a capped one's step is dated by its qualification (same request, or the
             // reconciler within a minute).
             Status::Paid | Status::Capped => moves.push((qualified, paid.unwrap_or(qualified), 1)),
             Status::Revoked | Status::Reversed => match paid {
                 Some(paid) => {
-                    let undone = entry_at(format!("referral-referrer-reversal#{}", r.invitee))
+                    let undone = entry_at(business_key(&r.invitee, business::referral_referrer_reversal))
                         .or(r.ended_at)
                         .unwrap_or(paid);
                     moves.push((qualified, paid, 1));
