@@ -21,11 +21,12 @@ impl App {
         Self { config, store }
     }
 
-    /// Reads the configuration from the environment and builds the DynamoDB client from the
-    /// standard AWS chain (which honours `AWS_ENDPOINT_URL_DYNAMODB` for DynamoDB Local).
+    /// Reads the configuration from the environment and builds the DynamoDB client as a Lambda
+    /// function has it (region and credentials from the environment; `AWS_ENDPOINT_URL_DYNAMODB`
+    /// for DynamoDB Local).
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
-        let client = crate::store::client_from_env().await;
+        let client = crate::store::lambda_client().await;
         Ok(Self::new(config, client))
     }
 

@@ -137,8 +137,34 @@ fn sdk_limits() -> (TimeoutConfig, RetryConfig) {
     (timeouts, RetryConfig::standard().with_max_attempts(3))
 }
 
+/// The DynamoDB client of a Lambda function: the region, the credentials and (for `sam local`)
+/// `AWS_ENDPOINT_URL_DYNAMODB` from the environment, which is where Lambda puts them. Not the
+/// whole default chain ([`client_from_env`]): its profile, SSO, STS web-identity and IMDS
+/// providers never apply on Lambda, and leaving them out keeps their code out of every function
+/// binary (docs/PERFORMANCE.md has the measured size).
+pub async fn lambda_client() -> Client {
+    use aws_config::environment::{
+        EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+    };
+    use aws_config::meta::region::ProvideRegion;
+    let (timeouts, retry) = sdk_limits();
+    let mut config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(EnvironmentVariableRegionProvider::new().region().await)
+        .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+        .timeout_config(timeouts)
+        .retry_config(retry);
+    if let Some(endpoint) = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    {
+        config = config.endpoint_url(endpoint);
+    }
+    Client::from_conf(config.build())
+}
+
 /// The DynamoDB client from the standard AWS chain (region, credentials, and
-/// `AWS_ENDPOINT_URL_DYNAMODB` when set).
+/// `AWS_ENDPOINT_URL_DYNAMODB` when set): for tools run by a person (profiles, SSO, roles).
 pub async fn client_from_env() -> Client {
     let (timeouts, retry) = sdk_limits();
     let sdk = aws_config::defaults(BehaviorVersion::latest())
