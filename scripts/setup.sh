@@ -117,4 +117,19 @@ if [ "${WITH_MUTANTS:-0}" = 1 ]; then
     cargo install --quiet --locked --root "$LOCAL/tools" cargo-mutants --version "$CARGO_MUTANTS_VERSION"
   fi
 fi
+# --- the arm64 cross-build (only for scripts/size.sh and the benchmarks) ------------------------
+# What ships to Lambda is an aarch64 binary: Debian's cross linker and C library (aws-lc builds C),
+# qemu to run it here, and Rust's standard library for the target.
+if [ "${WITH_ARM64:-0}" = 1 ]; then
+  if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/dev/null; then
+    say "installing the aarch64 cross linker, its C library and qemu-user (Debian)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-aarch64-linux-gnu \
+      libc6-dev-arm64-cross qemu-user >/dev/null
+  fi
+  if ! rustc --print target-libdir --target aarch64-unknown-linux-gnu 2>/dev/null | xargs test -d; then
+    say "adding the Rust target aarch64-unknown-linux-gnu"
+    rustup target add aarch64-unknown-linux-gnu
+  fi
+fi
 say "ready"
