@@ -70,13 +70,88 @@ impl App {
     }
 }
 
+/// The log subscriber of a function: one line per event (JSON when `AWS_LAMBDA_LOG_FORMAT` is
+/// `JSON`, as the template's `LoggingConfig` sets), no timestamps (CloudWatch adds them), filtered
+/// by [`log_filter`]. What `lambda_runtime`'s default subscriber does, without its regex-based
+/// filter (~260 KiB of every binary, docs/PERFORMANCE.md).
+pub fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = log_filter(
+        std::env::var("RUST_LOG").ok().as_deref(),
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+    );
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let fmt = tracing_subscriber::fmt::layer().with_target(false).without_time();
+    let registry = tracing_subscriber::registry().with(filter);
+    // A second initialisation (a test, a tool) keeps the first.
+    let _ = match json {
+        true => registry.with(fmt.json()).try_init(),
+        false => registry.with(fmt).try_init(),
+    };
+}
+
+/// Which events are logged: `RUST_LOG` when it is set and reads as `level,target=level,…` (a
+/// filter of targets; the template sets one), else every target at `AWS_LAMBDA_LOG_LEVEL` (the
+/// function's `ApplicationLogLevel`), else at `info`.
+pub fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> tracing_subscriber::filter::Targets {
+    use std::str::FromStr;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    if let Some(targets) = rust_log
+        .filter(|s| !s.trim().is_empty())
+        .and_then(|s| s.parse::<Targets>().ok())
+    {
+        return targets;
+    }
+    let level = lambda_level
+        .and_then(|l| LevelFilter::from_str(l).ok())
+        .unwrap_or(LevelFilter::INFO);
+    Targets::new().with_default(level)
+}
+
 impl App {
     /// Cold-start wiring for a function's `main`: logging (JSON when the template asks for it),
     /// configuration, the client, and a warm connection.
     pub async fn init() -> Result<Self, ConfigError> {
-        lambda_runtime::tracing::init_default_subscriber();
+        init_logging();
         let app = Self::from_env().await?;
         app.warm().await;
         Ok(app)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+
+    use super::log_filter;
+
+    fn allows(filter: &Targets, target: &str, level: Level) -> bool {
+        filter.would_enable(target, &level)
+    }
+
+    #[test]
+    fn the_log_filter_reads_the_templates_rust_log_then_the_lambda_level() {
+        let template = log_filter(
+            Some("info,hyper=info,aws_smithy_runtime=info,aws_config=warn,rustls=info"),
+            Some("DEBUG"),
+        );
+        assert!(allows(&template, "shared::store", Level::INFO));
+        assert!(!allows(&template, "shared::store", Level::DEBUG));
+        assert!(!allows(&template, "aws_config::loader", Level::INFO));
+        assert!(allows(&template, "aws_config::loader", Level::WARN));
+        let lambda = log_filter(None, Some("DEBUG"));
+        assert_eq!(lambda.default_level(), Some(LevelFilter::DEBUG));
+        assert_eq!(log_filter(None, None).default_level(), Some(LevelFilter::INFO));
+        assert_eq!(
+            log_filter(Some(""), Some("warn")).default_level(),
+            Some(LevelFilter::WARN)
+        );
+        // Not a targets filter (a span or field directive): the Lambda level instead.
+        assert_eq!(
+            log_filter(Some("[request{id=1}]=trace"), Some("error")).default_level(),
+            Some(LevelFilter::ERROR)
+        );
     }
 }

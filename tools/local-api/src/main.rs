@@ -82,6 +82,11 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Human-readable lines on the terminal, filtered by `RUST_LOG` in full `EnvFilter` syntax.
 fn tracing_init() {
-    lambda_http::tracing::init_default_subscriber();
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::builder()
+        .with_default_directive(tracing_subscriber::filter::LevelFilter::INFO.into())
+        .from_env_lossy();
+    tracing_subscriber::fmt().with_env_filter(filter).init();
 }
