@@ -141,6 +141,25 @@ async fn a_check_in_on_the_real_binary_writes_top_level_emf_lines_with_the_right
             .count(),
         1
     );
+    // The same day with a fresh key (the app's retry button): a repeat, which stores its answer but
+    // is no check-in: still only the request counts.
+    let fresh = event.replace("checkin-7d1c2a90-2026-11-23", "checkin-7d1c2a90-again");
+    assert_ne!(fresh, event);
+    let (_, outcome) = sandbox.invoke(&fresh).await;
+    let (status, repeat) = answer(outcome);
+    assert_eq!(
+        (status, &repeat["checked_in_now"]),
+        (200, &serde_json::json!(false))
+    );
+    for _ in 0..200 {
+        if request_lines(&sandbox.stdout()).len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let requests = request_lines(&sandbox.stdout());
+    assert_eq!(requests.len(), 3);
+    assert!(requests[2].get("CheckIns").is_none(), "{}", requests[2]);
     assert!(sandbox.alive());
     env.assert_audit_clean().await;
 }

@@ -293,6 +293,9 @@ impl Store {
         ];
         extra.extend(call.map(|c| c.key.clone()));
         let mut qualified = false;
+        // Whether this pass checks in (a repeat with a fresh Idempotency-Key commits its answer
+        // only: no check-in to count).
+        let mut checked_in = false;
         // A lost race to the same business key means another request just checked in: the second
         // pass reads that state and answers as a repeat.
         // A check-in moves the boards (its points, its milestones, the `checkins` metric); a
@@ -302,6 +305,7 @@ impl Store {
             let outcome = scored
                 .ledger_transaction(user, &extra, now, |snapshot| {
                     qualified = false;
+                    checked_in = false;
                     if let Some(record) = stored_answer(snapshot, call)? {
                         return Ok(Decision::Nothing(Answer::Stored(record)));
                     }
@@ -371,12 +375,13 @@ impl Store {
                                 qualified = true;
                             }
                             let answer = outcome(true, points, milestone, &after);
+                            checked_in = true;
                             Ok(answer_plan(postings, writes, call, answer))
                         }
                     }
                 })
                 .await?;
-            if outcome.committed() {
+            if outcome.committed() && checked_in {
                 metrics::count(Metric::CheckIns, 1);
                 metrics::count(Metric::ReferralsQualified, u64::from(qualified));
             }
