@@ -5,6 +5,7 @@ mod cache;
 mod checkin;
 mod contests;
 mod draws;
+mod http1;
 pub mod keys;
 mod leaderboards;
 pub mod ledger;
@@ -152,6 +153,7 @@ pub async fn lambda_client() -> Client {
         .behavior_version(BehaviorVersion::latest())
         .region(EnvironmentVariableRegionProvider::new().region().await)
         .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+        .http_client(http1::client())
         .timeout_config(timeouts)
         .retry_config(retry);
     if let Some(endpoint) = ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
@@ -168,6 +170,8 @@ pub async fn lambda_client() -> Client {
 pub async fn client_from_env() -> Client {
     let (timeouts, retry) = sdk_limits();
     let sdk = aws_config::defaults(BehaviorVersion::latest())
+        // Also the client of the chain's own providers (STS, IMDS, ECS credentials).
+        .http_client(http1::client())
         .timeout_config(timeouts)
         .retry_config(retry)
         .load()
@@ -184,6 +188,7 @@ pub fn local_client(endpoint: &str) -> Client {
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "local"))
+        .http_client(http1::client())
         .timeout_config(timeouts)
         .retry_config(retry)
         .build();
