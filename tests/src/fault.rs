@@ -43,6 +43,8 @@ pub struct Call {
     pub body: String,
     /// Capacity units DynamoDB Local reported for it (the proxy asks for `TOTAL`).
     pub capacity: f64,
+    /// DynamoDB Local's answer to it, when it succeeded (empty otherwise).
+    pub answer: String,
 }
 
 /// An IAM action a call needed, and what it touched: `table` or `index`.
@@ -206,6 +208,7 @@ async fn proxy(
             operation: operation.clone(),
             body: text.clone(),
             capacity: 0.0,
+            answer: String::new(),
         });
         (calls.len() - 1, nth)
     };
@@ -257,7 +260,10 @@ async fn proxy(
             let ok = resp.status().is_success();
             let bytes = resp.bytes().await.unwrap_or_default();
             if ok {
-                calls.lock().expect("lock")[index].capacity = capacity_of(&bytes);
+                let mut calls = calls.lock().expect("lock");
+                calls[index].capacity = capacity_of(&bytes);
+                calls[index].answer = String::from_utf8_lossy(&bytes).into_owned();
+                drop(calls);
                 answers.lock().expect("lock").insert(answer_key, bytes.clone());
             }
             out.body(Full::new(bytes)).expect("response")

@@ -6,6 +6,7 @@ pub mod contract;
 pub mod fault;
 pub mod outage;
 pub mod runtime;
+pub mod scale;
 pub mod story;
 
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -26,6 +26,8 @@ pub enum Outcome {
 }
 
 type Answers = Arc<Mutex<HashMap<String, oneshot::Sender<Outcome>>>>;
+/// When the process first asked for an event (its init ended), and when it asked last.
+type Polls = Arc<Mutex<(Option<Instant>, Option<Instant>)>>;
 
 /// A function binary running against the fake Runtime API.
 pub struct Sandbox {
@@ -33,6 +35,8 @@ pub struct Sandbox {
     events: mpsc::UnboundedSender<(String, String)>,
     answers: Answers,
     stdout: Arc<Mutex<Vec<String>>>,
+    polls: Polls,
+    started: Instant,
 }
 
 /// `target/debug/<name>`, next to the test binary's `deps/` directory.
@@ -59,7 +63,8 @@ impl Sandbox {
         let (events, receiver) = mpsc::unbounded_channel::<(String, String)>();
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         let answers: Answers = Arc::default();
-        tokio::spawn(serve(listener, receiver, answers.clone()));
+        let polls: Polls = Arc::default();
+        tokio::spawn(serve(listener, receiver, answers.clone(), polls.clone()));
         let mut command = Command::new(binary);
         command
             .env_clear()
@@ -75,6 +80,7 @@ impl Sandbox {
         for (name, value) in env {
             command.env(name, value);
         }
+        let started = Instant::now();
         let mut child = command.spawn().expect("start the function binary");
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let pipe = child.stdout.take().expect("stdout");
@@ -89,7 +95,32 @@ impl Sandbox {
             events,
             answers,
             stdout,
+            polls,
+            started,
         }
+    }
+
+    /// The time from starting the process to its first request for an event (its init, as
+    /// Lambda's Init Duration counts it), once it has asked; `None` before.
+    pub fn init_time(&self) -> Option<Duration> {
+        self.polls.lock().unwrap().0.map(|t| t - self.started)
+    }
+
+    /// Waits (up to `limit`) until the process has finished its init and asks for an event.
+    pub async fn wait_for_init(&self, limit: Duration) -> Option<Duration> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Some(t) = self.init_time() {
+                return Some(t);
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        None
+    }
+
+    /// The process id (to read its memory and CPU time from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Invokes the function with `event` and waits for its answer. Returns the invocation's
@@ -139,14 +170,14 @@ impl Drop for Sandbox {
 
 type Events = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, String)>>>;
 
-async fn serve(listener: tokio::net::TcpListener, events: Events, answers: Answers) {
+async fn serve(listener: tokio::net::TcpListener, events: Events, answers: Answers, polls: Polls) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             return;
         };
-        let (events, answers) = (events.clone(), answers.clone());
+        let (events, answers, polls) = (events.clone(), answers.clone(), polls.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, events.clone(), answers.clone()));
+            let service = service_fn(move |req| handle(req, events.clone(), answers.clone(), polls.clone()));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -158,6 +189,7 @@ async fn handle(
     req: hyper::Request<Incoming>,
     events: Events,
     answers: Answers,
+    polls: Polls,
 ) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
     const PREFIX: &str = "/2018-06-01/runtime/";
     let path = req.uri().path().to_owned();
@@ -171,6 +203,12 @@ async fn handle(
         return Ok(empty(404));
     };
     if rest == "invocation/next" {
+        {
+            let mut polls = polls.lock().unwrap();
+            let now = Instant::now();
+            polls.0.get_or_insert(now);
+            polls.1 = Some(now);
+        }
         let Some((id, event)) = events.lock().await.recv().await else {
             return Ok(empty(500));
         };

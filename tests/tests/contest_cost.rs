@@ -5,150 +5,27 @@
 //! shape the earn path writes (entries with their index keys, and the bucket counters that agree
 //! with them); then my rank is read and a contest with 100 prizes is settled on each.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use e2e::fault::FaultProxy;
+use e2e::scale::{AFTER, Cost, DURING, contest_spec, cost_of, member, score_of, seed};
 use e2e::{TestEnv, member_token};
-use shared::domain::boards::{self, Board};
-use shared::domain::contests::{ContestSpec, Metric, Prize};
-use shared::store::{SettleOutcome, keys};
+use shared::store::SettleOutcome;
 
-fn at(s: &str) -> DateTime<Utc> {
+fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
     s.parse().unwrap()
-}
-
-fn text(t: DateTime<Utc>) -> AttributeValue {
-    AttributeValue::S(t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
-}
-
-/// A score spread like real activity: every value from 1 to 5,000 taken about equally.
-fn score_of(i: u64) -> u64 {
-    1 + (i * 7_919) % 5_000
-}
-
-fn member(i: u64) -> String {
-    format!("p{i:06}")
-}
-
-/// Writes `n` entries of contest `id` (and their bucket counters), as scored earns would have.
-async fn seed(env: &TestEnv, id: &str, n: u64) {
-    let board = Board::Contest(id.to_owned());
-    let joined = at("2026-11-24T00:00:00Z");
-    let mut counters: BTreeMap<(u32, u64), i64> = BTreeMap::new();
-    let mut requests = Vec::new();
-    for i in 0..n {
-        let user = e2e::user(&member(i));
-        let score = score_of(i);
-        let reached = joined + Duration::seconds(i as i64);
-        let shard = boards::shard_of(user.as_str());
-        *counters.entry((shard, boards::bucket(score))).or_default() += 1;
-        let key = keys::contest_entry(&user, id);
-        let mut item = key.to_item();
-        item.insert("score".into(), AttributeValue::N(score.to_string()));
-        item.insert("reached_at".into(), text(reached));
-        item.insert("version".into(), AttributeValue::N("1".into()));
-        item.insert("joined_at".into(), text(joined));
-        item.insert(
-            "gsi2pk".into(),
-            AttributeValue::S(keys::board_shard(&board, shard)),
-        );
-        item.insert(
-            "gsi2sk".into(),
-            AttributeValue::S(boards::sort_key(score, reached, user.as_str())),
-        );
-        requests.push(item);
-    }
-    for ((shard, bucket), count) in counters {
-        let mut item = keys::board_counter(&board, shard, bucket).to_item();
-        item.insert("n".into(), AttributeValue::N(count.to_string()));
-        requests.push(item);
-    }
-    let client = env.app.store.client().clone();
-    let table = env.table.clone();
-    let chunks: Vec<Vec<_>> = requests.chunks(25).map(<[_]>::to_vec).collect();
-    let chunks = Arc::new(std::sync::Mutex::new(chunks));
-    e2e::concurrently(8, move |_| {
-        let (client, table, chunks) = (client.clone(), table.clone(), chunks.clone());
-        async move {
-            loop {
-                let Some(chunk) = chunks.lock().unwrap().pop() else {
-                    return;
-                };
-                let mut writes: Vec<WriteRequest> = chunk
-                    .into_iter()
-                    .map(|item| {
-                        WriteRequest::builder()
-                            .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
-                            .build()
-                    })
-                    .collect();
-                while !writes.is_empty() {
-                    let out = client
-                        .batch_write_item()
-                        .request_items(&table, writes)
-                        .send()
-                        .await
-                        .expect("seed");
-                    writes = out
-                        .unprocessed_items
-                        .and_then(|mut m| m.remove(&table))
-                        .unwrap_or_default();
-                }
-            }
-        }
-    })
-    .await;
-}
-
-/// Round trips by operation, and capacity units.
-#[derive(Debug, Clone, PartialEq)]
-struct Cost {
-    calls: BTreeMap<String, usize>,
-    capacity: f64,
-}
-
-fn cost_of(proxy: &FaultProxy, since: usize) -> Cost {
-    let mut calls = BTreeMap::new();
-    for call in proxy.since(since) {
-        *calls.entry(call.operation).or_default() += 1;
-    }
-    Cost {
-        calls,
-        capacity: proxy.capacity_since(since),
-    }
 }
 
 /// My rank (in the middle of the board) and a settlement of 100 prizes, on a board of `n`.
 async fn measure(n: u64) -> (Cost, Cost) {
     let env = TestEnv::new().await;
-    let spec = ContestSpec {
-        title: "Big".into(),
-        description: String::new(),
-        starts_at: at("2026-11-24T00:00:00Z"),
-        ends_at: at("2026-11-25T00:00:00Z"),
-        metric: Metric::PointsEarned,
-        reasons: None,
-        campaign: None,
-        entry: Default::default(),
-        format: Default::default(),
-        team_size: None,
-        prizes: vec![Prize {
-            from: 1,
-            to: 100,
-            points: Some(10),
-            item: None,
-        }],
-        grace_seconds: None,
-    };
+    let spec = contest_spec(100);
     env.app
         .store
         .put_contest("big", spec, at("2026-11-23T00:00:00Z"))
         .await
         .unwrap();
-    seed(&env, "big", n).await;
+    seed(env.app.store.client(), &env.table, "big", (0, n), &|_| ()).await;
     let proxy = FaultProxy::start(e2e::endpoint(), Arc::new(|_, _| None)).await;
     let app = e2e::app_for(shared::store::local_client(&proxy.endpoint), &env.table);
     let api = e2e::spawn_api(app.clone()).await;
@@ -156,7 +33,7 @@ async fn measure(n: u64) -> (Cost, Cost) {
     // The same member (and score: 4,501, in a bucket 100 wide) on both boards.
     let who = member(500);
     let path = "/v1/leaderboards/contest:big/me?neighbours=2";
-    let during = Some("2026-11-24T12:00:00Z");
+    let during = Some(DURING);
     assert_eq!(api.get(path, Some(&member_token(&who)), during).await.status, 200);
     let before = proxy.total();
     let mine = api.get(path, Some(&member_token(&who)), during).await;
@@ -172,7 +49,7 @@ async fn measure(n: u64) -> (Cost, Cost) {
         .store
         .settle_contest(
             "big",
-            at("2026-11-25T00:05:00Z"),
+            at(AFTER),
             std::time::Instant::now() + std::time::Duration::from_secs(120),
         )
         .await
