@@ -10,14 +10,15 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# ddb_start [extra DynamoDB Local flags…]: starts it on a free port (or $DDB_PORT), in memory unless
+# ddb_start [extra DynamoDB Local flags…] (JVM flags in DDB_JAVA_OPTS): starts it on a free port (or $DDB_PORT), in memory unless
 # -dbPath is given, and waits until it accepts connections. Sets DDB_PID, DDB_PORT and exports the
 # variables the AWS SDK reads.
 ddb_start() {
   DDB_PORT=${DDB_PORT:-$(free_port)}
   local storage=(-inMemory)
   [[ " $* " == *" -dbPath "* ]] && storage=()
-  java -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" -jar "$DDB_DIR/DynamoDBLocal.jar" \
+  # shellcheck disable=SC2086 # DDB_JAVA_OPTS: JVM flags, word-split on purpose (e.g. -Xmx6g)
+  java ${DDB_JAVA_OPTS:-} -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" -jar "$DDB_DIR/DynamoDBLocal.jar" \
     "${storage[@]}" -sharedDb -disableTelemetry -port "$DDB_PORT" "$@" \
     >"$ROOT/.local/dynamodb-local.log" 2>&1 &
   DDB_PID=$!

@@ -132,4 +132,10 @@ if [ "${WITH_ARM64:-0}" = 1 ]; then
     rustup target add aarch64-unknown-linux-gnu
   fi
 fi
+if [ "${WITH_BENCH:-0}" = 1 ] && ! command -v wrk >/dev/null; then
+  # The load generator of the benchmark's overhead section (scripts/bench.sh).
+  say "installing wrk (Debian)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
 say "ready"

@@ -30,7 +30,7 @@ report_times() {
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 phase "setup (installs what is missing)"
-scripts/setup.sh
+WITH_BENCH=1 scripts/setup.sh
 # shellcheck source=lib.sh
 source scripts/lib.sh
 ddb_start
@@ -49,6 +49,11 @@ phase "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 phase "the binaries (tests/tests/operations.rs runs functions as Lambda would; tests/py the local API)"
 cargo build --workspace --bins --locked
+phase "the benchmark's smoke run (scripts/bench.sh --quick on the debug binaries, into a copy of docs/PERFORMANCE.md)"
+smoke="$ROOT/.local/bench-smoke"
+rm -rf "$smoke" && mkdir -p "$smoke"
+cp docs/PERFORMANCE.md "$smoke/PERFORMANCE.md"
+cargo run --locked -q -p bench -- --quick --profile dev --no-build --doc "$smoke/PERFORMANCE.md"
 phase "Python tests: the template with the SAM transform, the sample-event story, the contract fuzzing"
 .local/venv/bin/python -m unittest discover -s tests/py
 phase "cargo test (DynamoDB Local on $AWS_ENDPOINT_URL_DYNAMODB)"

@@ -2,6 +2,7 @@
 //! started (its address is in `AWS_ENDPOINT_URL_DYNAMODB`), and can start the real local API on a
 //! free loopback port.
 
+pub mod capacity;
 pub mod contract;
 pub mod fault;
 pub mod outage;

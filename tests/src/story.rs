@@ -37,6 +37,24 @@ pub fn event_body(name: &str) -> Value {
     }
 }
 
+/// The sample member in events/.
+pub const SAMPLE_MEMBER: &str = "3f1c9a52-7d4e-4b1a-9a55-2f6c1b0e8d11";
+
+/// The sample event `file` (a path under events/) for `user`: the sample member replaced, and a
+/// fresh `Idempotency-Key` that names the user (so the same event for another user is another
+/// request).
+pub fn event_for(file: &str, user: &str) -> String {
+    let path = local_api::repo_root().join("events").join(file);
+    let text = std::fs::read_to_string(&path).expect("sample event");
+    let mut event: Value = serde_json::from_str(&text.replace(SAMPLE_MEMBER, user)).expect("event json");
+    if let Some(headers) = event.get_mut("headers").and_then(Value::as_object_mut)
+        && headers.contains_key("idempotency-key")
+    {
+        headers.insert("idempotency-key".into(), json!(format!("key-{user}")));
+    }
+    event.to_string()
+}
+
 fn ok(r: &crate::Reply, what: &str) {
     assert!((200..300).contains(&r.status), "{what}: {} {}", r.status, r.body);
 }
