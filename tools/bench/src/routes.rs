@@ -9,7 +9,7 @@ use e2e::capacity::{Capacity as Cost, capacity as cost};
 use e2e::fault::FaultProxy;
 use serde::Deserialize;
 
-use crate::cold::{self, event_for};
+use crate::cold::event_for;
 use crate::doc;
 
 /// A measured route: its sample event, and set-up for each member.
@@ -131,11 +131,11 @@ pub struct Measured {
     pub samples: Vec<Cost>,
 }
 
-/// Measures every route for `members` members each (after one that warms the caches).
+/// Measures every route for `members` members each (after one that warms the caches), on a
+/// table the functions' set-up events have run on (`cold::set_up`).
 pub async fn run(env: &e2e::TestEnv, members: usize) -> Result<Vec<Measured>, String> {
     let proxy = FaultProxy::start(e2e::endpoint(), Arc::new(|_, _| None)).await;
     let app = e2e::app_for(shared::store::local_client(&proxy.endpoint), &env.table);
-    cold::set_up(&env.app).await?;
     let client = env.app.store.client().clone();
     let mut out = Vec::new();
     for (r, route) in ROUTES.iter().enumerate() {
