@@ -271,10 +271,8 @@ pub async fn capacity(client: &Client, table: &str, calls: &[Call]) -> Capacity 
 }
 
 /// Runs one event (an HTTP API event, or a scheduled one for the settlement) through its handler
-/// on `app`, whose client goes through `proxy`; answers the calls the proxy saw meanwhile, or
-/// what went wrong (a non-2xx answer included).
-pub async fn run_event(app: &shared::App, proxy: &FaultProxy, event: &str) -> Result<Vec<Call>, String> {
-    let before = proxy.total();
+/// on `app`; answers what went wrong, a non-2xx answer included.
+pub async fn handle_event(app: &shared::App, event: &str) -> Result<(), String> {
     let raw: Value = serde_json::from_str(event).map_err(|e| e.to_string())?;
     if let Some(route) = raw["routeKey"].as_str() {
         let handler = local_api::registry::handler_for(route).ok_or(format!("no handler for {route}"))?;
@@ -295,6 +293,14 @@ pub async fn run_event(app: &shared::App, proxy: &FaultProxy, event: &str) -> Re
         let event = serde_json::from_value(raw).map_err(|e| e.to_string())?;
         (job.job)(app, event).await?;
     }
+    Ok(())
+}
+
+/// [`handle_event`] on an `app` whose client goes through `proxy`: answers the calls the proxy
+/// saw meanwhile.
+pub async fn run_event(app: &shared::App, proxy: &FaultProxy, event: &str) -> Result<Vec<Call>, String> {
+    let before = proxy.total();
+    handle_event(app, event).await?;
     Ok(proxy.since(before))
 }
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use e2e::TestEnv;
-use e2e::capacity::{Capacity, capacity, run_event};
+use e2e::capacity::{Capacity, capacity, handle_event, run_event};
 use e2e::fault::FaultProxy;
 use e2e::story::event_for;
 
@@ -88,7 +88,7 @@ const PINS: [Pin; 10] = [
 async fn measure(env: &TestEnv, app: &shared::App, proxy: &FaultProxy, pin: &Pin, n: usize) -> Capacity {
     for file in pin.setup {
         let text = std::fs::read_to_string(local_api::repo_root().join("events").join(file)).unwrap();
-        run_event(&env.app, proxy, &text).await.unwrap();
+        handle_event(&env.app, &text).await.unwrap();
     }
     let mut last = None;
     for m in 0..2 {

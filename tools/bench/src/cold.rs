@@ -87,15 +87,10 @@ pub async fn set_up(app: &shared::App) -> Result<(), String> {
     for f in &FUNCTIONS {
         for file in f.setup {
             let text = std::fs::read_to_string(local_api::repo_root().join("events").join(file))
-                .expect("setup event");
-            let raw: Value = serde_json::from_str(&text).expect("json");
-            let route = raw["routeKey"].as_str().unwrap_or_default();
-            let handler = local_api::registry::handler_for(route).ok_or(format!("no handler for {route}"))?;
-            let request = lambda_http::request::from_str(&text).map_err(|e| e.to_string())?;
-            let status = handler(app, request).await.status();
-            if !status.is_success() {
-                return Err(format!("setup {file}: {status}"));
-            }
+                .map_err(|e| format!("{file}: {e}"))?;
+            e2e::capacity::handle_event(app, &text)
+                .await
+                .map_err(|e| format!("setup {file}: {e}"))?;
         }
     }
     Ok(())

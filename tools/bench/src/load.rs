@@ -192,17 +192,7 @@ pub async fn run(
         let mut recorded = Vec::new();
         for m in 0..2 {
             let user = format!("loadrec{m}-{r}");
-            let text = event_for(file, &user);
-            let request = lambda_http::request::from_str(&text).map_err(|e| e.to_string())?;
-            let key: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-            let key = key["routeKey"].as_str().unwrap_or_default();
-            let handler = local_api::registry::handler_for(key).ok_or(format!("no handler for {key}"))?;
-            let before = proxy.total();
-            let status = handler(&app, request).await.status();
-            if !status.is_success() {
-                return Err(format!("{route}: {status}"));
-            }
-            recorded = proxy.since(before);
+            recorded = e2e::capacity::run_event(&app, &proxy, &event_for(file, &user)).await?;
         }
         let calls: Vec<Value> = recorded
             .iter()
