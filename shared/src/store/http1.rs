@@ -220,42 +220,27 @@ fn connection_metadata(captured: &CaptureConnection) -> Option<ConnectionMetadat
 fn connector_error(err: ClientError) -> ConnectorError {
     let connect = err.is_connect();
     let err = BoxError::from(err);
-    let kind = if find::<TimedOut>(&*err).is_some() {
-        Failure::Timeout
-    } else if let Some(cause) = find::<hyper::Error>(&*err) {
-        if cause.is_timeout() {
-            Failure::Timeout
-        } else if cause.is_user() {
-            Failure::User
-        } else if cause.is_closed() || cause.is_canceled() || find::<std::io::Error>(cause).is_some() {
-            Failure::Io
-        } else if cause.is_incomplete_message() {
-            // A connection closed before the whole answer: worth another attempt.
-            Failure::Transient
-        } else {
-            Failure::Other
-        }
-    } else if connect || find::<std::io::Error>(&*err).is_some() {
-        Failure::Io
-    } else {
-        Failure::Other
-    };
-    match kind {
-        Failure::Timeout => ConnectorError::timeout(err),
-        Failure::User => ConnectorError::user(err),
-        Failure::Io => ConnectorError::io(err),
-        Failure::Transient => ConnectorError::other(err, Some(ErrorKind::TransientError)),
-        Failure::Other => ConnectorError::other(err, None),
+    if find::<TimedOut>(&*err).is_some() {
+        return ConnectorError::timeout(err);
     }
-}
-
-/// The SDK's kinds of connector failure.
-enum Failure {
-    Timeout,
-    User,
-    Io,
-    Transient,
-    Other,
+    let Some(cause) = find::<hyper::Error>(&*err) else {
+        return match connect || find::<std::io::Error>(&*err).is_some() {
+            true => ConnectorError::io(err),
+            false => ConnectorError::other(err, None),
+        };
+    };
+    if cause.is_timeout() {
+        ConnectorError::timeout(err)
+    } else if cause.is_user() {
+        ConnectorError::user(err)
+    } else if cause.is_closed() || cause.is_canceled() || find::<std::io::Error>(cause).is_some() {
+        ConnectorError::io(err)
+    } else if cause.is_incomplete_message() {
+        // A connection closed before the whole answer: worth another attempt.
+        ConnectorError::other(err, Some(ErrorKind::TransientError))
+    } else {
+        ConnectorError::other(err, None)
+    }
 }
 
 /// The first error of type `E` in `err` and its sources.
