@@ -271,8 +271,9 @@ pub async fn capacity(client: &Client, table: &str, calls: &[Call]) -> Capacity 
 }
 
 /// Runs one event (an HTTP API event, or a scheduled one for the settlement) through its handler
-/// on `app`; answers what went wrong, a non-2xx answer included.
-pub async fn handle_event(app: &shared::App, event: &str) -> Result<(), String> {
+/// on `app`; answers its JSON answer (a job's result), or what went wrong (a non-2xx answer
+/// included).
+pub async fn handle_event(app: &shared::App, event: &str) -> Result<Value, String> {
     let raw: Value = serde_json::from_str(event).map_err(|e| e.to_string())?;
     if let Some(route) = raw["routeKey"].as_str() {
         let handler = local_api::registry::handler_for(route).ok_or(format!("no handler for {route}"))?;
@@ -285,23 +286,27 @@ pub async fn handle_event(app: &shared::App, event: &str) -> Result<(), String> 
                 String::from_utf8_lossy(response.body().as_ref())
             ));
         }
+        Ok(serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null))
     } else {
         let job = local_api::registry::scheduled()
             .into_iter()
             .next()
             .ok_or("no scheduled function")?;
         let event = serde_json::from_value(raw).map_err(|e| e.to_string())?;
-        (job.job)(app, event).await?;
+        (job.job)(app, event).await
     }
-    Ok(())
 }
 
-/// [`handle_event`] on an `app` whose client goes through `proxy`: answers the calls the proxy
-/// saw meanwhile.
-pub async fn run_event(app: &shared::App, proxy: &FaultProxy, event: &str) -> Result<Vec<Call>, String> {
+/// [`handle_event`] on an `app` whose client goes through `proxy`: answers the answer and the
+/// calls the proxy saw meanwhile.
+pub async fn run_event(
+    app: &shared::App,
+    proxy: &FaultProxy,
+    event: &str,
+) -> Result<(Value, Vec<Call>), String> {
     let before = proxy.total();
-    handle_event(app, event).await?;
-    Ok(proxy.since(before))
+    let answer = handle_event(app, event).await?;
+    Ok((answer, proxy.since(before)))
 }
 
 #[cfg(test)]

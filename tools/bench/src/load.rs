@@ -192,7 +192,9 @@ pub async fn run(
         let mut recorded = Vec::new();
         for m in 0..2 {
             let user = format!("loadrec{m}-{r}");
-            recorded = e2e::capacity::run_event(&app, &proxy, &event_for(file, &user)).await?;
+            recorded = e2e::capacity::run_event(&app, &proxy, &event_for(file, &user))
+                .await?
+                .1;
         }
         let calls: Vec<Value> = recorded
             .iter()

@@ -146,7 +146,7 @@ pub async fn run(env: &e2e::TestEnv, members: usize) -> Result<Vec<Measured>, St
             if route.seed_points > 0 {
                 env.seed_points(&user, route.seed_points).await;
             }
-            let calls = e2e::capacity::run_event(&app, &proxy, &event_for(route.event, &user)).await?;
+            let (_, calls) = e2e::capacity::run_event(&app, &proxy, &event_for(route.event, &user)).await?;
             if m > 0 {
                 samples.push(cost(&client, &env.table, &calls).await);
             }
